@@ -1,0 +1,67 @@
+// Package bufpool keeps byte buffers in power-of-two size classes so that
+// sessions can borrow a read or write buffer only while they use it and an
+// idle connection holds none.
+//
+// Buffers travel as *[]byte: the pointer is allocated once with the buffer
+// and goes in and out of sync.Pool with it, so Get and Put allocate nothing
+// in steady state.
+package bufpool
+
+import (
+	"math/bits"
+	"sync"
+)
+
+const (
+	minShift = 9  // 512 B
+	maxShift = 24 // 16 MiB; larger buffers are not pooled
+)
+
+var pools [maxShift - minShift + 1]sync.Pool
+
+func init() {
+	for i := range pools {
+		size := 1 << (minShift + i)
+		pools[i].New = func() any {
+			b := make([]byte, size)
+			return &b
+		}
+	}
+}
+
+// class returns the index of the smallest class holding n bytes, or -1 when
+// n is too large to pool.
+func class(n int) int {
+	if n <= 1<<minShift {
+		return 0
+	}
+	shift := bits.Len(uint(n - 1))
+	if shift > maxShift {
+		return -1
+	}
+	return shift - minShift
+}
+
+// Get returns a buffer with len == cap >= n. Return it with Put.
+func Get(n int) *[]byte {
+	c := class(n)
+	if c < 0 {
+		b := make([]byte, n)
+		return &b
+	}
+	return pools[c].Get().(*[]byte)
+}
+
+// Put returns b to its class. Buffers whose capacity is not a class size
+// (grown by append, or too large) are dropped for the collector.
+func Put(b *[]byte) {
+	if b == nil {
+		return
+	}
+	c := cap(*b)
+	if c < 1<<minShift || c > 1<<maxShift || c&(c-1) != 0 {
+		return
+	}
+	*b = (*b)[:c]
+	pools[bits.Len(uint(c))-1-minShift].Put(b)
+}

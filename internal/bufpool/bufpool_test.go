@@ -1,0 +1,43 @@
+package bufpool
+
+import (
+	"testing"
+
+	"github.com/getty-go/getty/internal/race"
+)
+
+func TestGetSizes(t *testing.T) {
+	for _, n := range []int{0, 1, 511, 512, 513, 4096, 4097, 1 << 20, 1<<24 + 1} {
+		b := Get(n)
+		if len(*b) < n || len(*b) != cap(*b) {
+			t.Fatalf("Get(%d): len %d cap %d", n, len(*b), cap(*b))
+		}
+		Put(b)
+	}
+}
+
+func TestPutForeign(t *testing.T) {
+	b := make([]byte, 1000) // not a class size: dropped, never handed out
+	Put(&b)
+	Put(nil)
+	if g := Get(1000); cap(*g) != 1024 {
+		t.Fatalf("cap %d", cap(*g))
+	}
+}
+
+func TestNoAllocs(t *testing.T) {
+	if race.Enabled {
+		t.Skip("sync.Pool drops items under -race")
+	}
+	Put(Get(4096))
+	if n := testing.AllocsPerRun(100, func() { Put(Get(4096)) }); n != 0 {
+		t.Fatalf("%v allocs per Get/Put", n)
+	}
+}
+
+func BenchmarkGetPut(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		Put(Get(4096))
+	}
+}

@@ -1,0 +1,279 @@
+package dispatch
+
+import "sync"
+
+// Mailbox defaults, used when NewMailbox is given a non-positive value.
+const (
+	DefaultMailboxCapacity = 64
+	DefaultMailboxBudget   = 32
+)
+
+// message is one posted callback, stored by value in the ring so that Post does not allocate.
+type message struct {
+	fn  func(arg any)
+	arg any
+}
+
+// Mailbox is a per-session bounded FIFO of (fn, arg) messages drained by an Executor, with at most one drain in
+// flight. That single rule gives the session guarantees: messages run one at a time in Post order; different
+// sessions' mailboxes drain in parallel; the final callback of Close runs after the last message.
+//
+// Scheduling: posting to an idle mailbox schedules ONE drain task on the executor (key = the mailbox key). A drain
+// runs up to `budget` messages and then, if more remain, re-queues itself at the back of its executor queue so a
+// busy session cannot starve others on the same queue. Re-queueing must not block (the drain runs on the very
+// worker that empties that queue), so it is only done on executors that support it (Pool); on other executors
+// (GostExecutor, custom ones) the drain keeps running until the mailbox is empty — order and liveness hold,
+// fairness between sessions is then up to the executor.
+//
+// Backpressure: Post blocks while the mailbox is full, and the pool holds at most one task per mailbox, so memory
+// is bounded by (mailboxes x capacity) messages regardless of how fast readers decode.
+//
+// Callbacks must not Post to a mailbox that may be full, nor Post to (or Close and wait on) a mailbox served by a
+// saturated queue of the same pool: the worker would wait for itself. Handlers must not call runtime.Goexit (it
+// cannot be recovered and would leave the mailbox marked as draining).
+type Mailbox struct {
+	ex      Executor
+	yielder yielder // ex as a yielder, nil if it cannot re-queue without blocking
+	key     uint64
+	budget  int
+	drainFn func() // m.drain as a method value, created once so scheduling does not allocate
+
+	// Set before use (not synchronized).
+	begin, end func()
+	onPanic    func(any)
+
+	mu        sync.Mutex
+	notFull   sync.Cond // Posts wait here while the ring is full
+	buf       []message
+	head, n   int
+	waiters   int    // Posts waiting on notFull
+	scheduled bool   // a drain is queued or running; owns the right to run messages, hooks and final
+	closed    bool   // Close called: Post refused
+	dead      bool   // the executor refused a drain: everything queued was dropped, Post refused
+	finalDone bool   // final taken (it runs exactly once)
+	final     func() // from the first Close
+}
+
+// NewMailbox creates a mailbox drained by ex whose drains are submitted with the given key (sessions sharing a
+// Pool queue share its worker; use the session id). capacity <= 0 means DefaultMailboxCapacity, budget <= 0 means
+// DefaultMailboxBudget. The ring is allocated here, once.
+func NewMailbox(ex Executor, key uint64, capacity, budget int) *Mailbox {
+	if ex == nil {
+		panic("dispatch: NewMailbox with nil Executor")
+	}
+	if capacity <= 0 {
+		capacity = DefaultMailboxCapacity
+	}
+	if budget <= 0 {
+		budget = DefaultMailboxBudget
+	}
+	m := &Mailbox{ex: ex, key: key, budget: budget, buf: make([]message, capacity)}
+	m.yielder, _ = ex.(yielder)
+	m.notFull.L = &m.mu
+	m.drainFn = m.drain
+	return m
+}
+
+// SetDrainHooks installs begin and end, called on the drain goroutine around each batch of messages: begin before
+// the first message of a batch, end after its last one (before the drain gives up the mailbox, so hooks never
+// overlap and never run concurrently with a message). A session uses them to batch its writes per drain (open a
+// write batch, flush it once). Either may be nil. Must be set before the first Post.
+func (m *Mailbox) SetDrainHooks(begin, end func()) {
+	m.begin, m.end = begin, end
+}
+
+// SetPanicHandler installs h to receive the value of a panic recovered from a message, a hook or the final
+// callback; the mailbox keeps running either way. Without a handler the panic is logged with its stack. Must be
+// set before the first Post.
+func (m *Mailbox) SetPanicHandler(h func(v any)) {
+	m.onPanic = h
+}
+
+// Len reports the number of messages waiting (not counting one that is running).
+func (m *Mailbox) Len() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.n
+}
+
+// Post appends fn(arg) to the mailbox, blocking while it is full until room appears or the mailbox is closed. It
+// returns false if the mailbox is closed (before or while waiting) or its executor refused to run it; fn will
+// then not run. Post does not allocate (pass pointer-shaped args to avoid boxing at the call site).
+//
+// A true result means accepted: fn runs unless the executor is closed before the mailbox drains it (then queued
+// messages are dropped, see Close).
+func (m *Mailbox) Post(fn func(arg any), arg any) bool {
+	if fn == nil {
+		panic("dispatch: Mailbox.Post with nil fn")
+	}
+	m.mu.Lock()
+	for m.n == len(m.buf) && !m.closed && !m.dead {
+		m.waiters++
+		m.notFull.Wait()
+		m.waiters--
+	}
+	if m.closed || m.dead {
+		m.mu.Unlock()
+		return false
+	}
+	i := m.head + m.n
+	if i >= len(m.buf) {
+		i -= len(m.buf)
+	}
+	m.buf[i] = message{fn: fn, arg: arg}
+	m.n++
+	if m.scheduled {
+		m.mu.Unlock()
+		return true
+	}
+	m.scheduled = true
+	m.mu.Unlock()
+	// Outside the lock: Execute may block on a saturated executor, and meanwhile other Posts must still be able
+	// to fill the mailbox (and then block), and the drain must be able to start.
+	if m.ex.Execute(m.key, m.drainFn) {
+		return true
+	}
+	m.abandon()
+	return false
+}
+
+// Close stops the mailbox accepting messages: later Posts, and Posts blocked on a full mailbox, return false.
+// Messages already queued still run, in order; then final runs exactly once, after the last message finished and
+// never concurrently with one — on the executor if a drain is active or pending, otherwise inline before Close
+// returns. Close is idempotent; the final of any later call is ignored. If the executor refuses a drain (it was
+// closed), queued messages are dropped and final still runs, inline in whichever goroutine observed the refusal.
+func (m *Mailbox) Close(final func()) {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return
+	}
+	m.closed = true
+	m.final = final
+	if m.waiters > 0 {
+		m.notFull.Broadcast()
+	}
+	var f func()
+	if !m.scheduled {
+		// Idle implies empty: a message is only ever queued with a drain scheduled (or dropped by abandon).
+		f = m.takeFinalLocked()
+	}
+	m.mu.Unlock()
+	if f != nil {
+		m.runGuarded(f)
+	}
+}
+
+// takeFinalLocked returns the final callback if it is due and not yet taken, marking it taken.
+func (m *Mailbox) takeFinalLocked() func() {
+	if !m.closed || m.finalDone {
+		return nil
+	}
+	m.finalDone = true
+	f := m.final
+	m.final = nil
+	return f
+}
+
+// drain is the single task a mailbox has in its executor at any time.
+func (m *Mailbox) drain() {
+	ran := 0 // messages run by this task, for the budget
+	inBatch := false
+	for {
+		m.mu.Lock()
+		if m.n > 0 && ran < m.budget {
+			msg := m.buf[m.head]
+			m.buf[m.head] = message{} // drop references for the GC
+			m.head++
+			if m.head == len(m.buf) {
+				m.head = 0
+			}
+			m.n--
+			if m.waiters > 0 {
+				m.notFull.Signal()
+			}
+			m.mu.Unlock()
+			if !inBatch {
+				inBatch = true
+				m.runGuarded(m.begin)
+			}
+			m.invoke(msg.fn, msg.arg)
+			ran++
+			continue
+		}
+		m.mu.Unlock()
+
+		// Batch boundary (mailbox looked empty, or budget spent). end runs while this drain still owns the
+		// mailbox so it cannot overlap a later drain's begin or messages.
+		if inBatch {
+			inBatch = false
+			m.runGuarded(m.end)
+		}
+		m.mu.Lock()
+		if m.n == 0 {
+			m.scheduled = false
+			f := m.takeFinalLocked()
+			m.mu.Unlock()
+			if f != nil {
+				m.runGuarded(f)
+			}
+			return
+		}
+		m.mu.Unlock()
+		if ran < m.budget {
+			continue // messages arrived while end ran: start another batch in this drain
+		}
+		if m.yielder == nil {
+			ran = 0 // executor cannot re-queue without blocking: keep draining here
+			continue
+		}
+		switch m.yielder.yield(m.key, m.drainFn) {
+		case yieldOK:
+			return // the re-queued drain continues later, after what is ahead of it in the queue
+		case yieldClosed:
+			m.abandon()
+			return
+		default: // yieldFull: keep the work rather than block our own worker
+			ran = 0
+		}
+	}
+}
+
+// abandon handles an executor refusal: drop what is queued, refuse further Posts, release blocked Posts, and run
+// final if Close was already called (nobody else will).
+func (m *Mailbox) abandon() {
+	m.mu.Lock()
+	m.dead = true
+	clear(m.buf)
+	m.head, m.n = 0, 0
+	m.scheduled = false
+	if m.waiters > 0 {
+		m.notFull.Broadcast()
+	}
+	f := m.takeFinalLocked()
+	m.mu.Unlock()
+	if f != nil {
+		m.runGuarded(f)
+	}
+}
+
+// invoke runs one message, containing a panic so it kills neither the worker nor the rest of the mailbox.
+func (m *Mailbox) invoke(fn func(any), arg any) {
+	defer m.recoverPanic()
+	fn(arg)
+}
+
+// runGuarded runs a hook or final callback (nil is a no-op) with the same panic containment as messages.
+func (m *Mailbox) runGuarded(f func()) {
+	if f == nil {
+		return
+	}
+	defer m.recoverPanic()
+	f()
+}
+
+func (m *Mailbox) recoverPanic() {
+	if r := recover(); r != nil {
+		reportPanic(m.onPanic, r)
+	}
+}
