@@ -1,0 +1,85 @@
+package getty
+
+import (
+	"net"
+	"time"
+)
+
+// Connection is the transport side of a session: counters, timeouts and raw
+// sends. Every Session is a Connection. All methods are safe for concurrent
+// use.
+type Connection interface {
+	// ID is unique among the connections of the process.
+	ID() uint32
+	// SetCompressType turns on stream compression for a TCP connection
+	// (per-message deflate for WebSocket). Set it in the new-session
+	// callback, before any byte flows, and the same on both ends.
+	SetCompressType(CompressType)
+	LocalAddr() string
+	RemoteAddr() string
+	// IncReadPkgNum and IncWritePkgNum bump the package counters that Stat
+	// prints; the session counts its own packages, these are for callers
+	// that move packages outside it.
+	IncReadPkgNum()
+	IncWritePkgNum()
+	// UpdateActive marks the connection active now; the session does it on
+	// every read.
+	UpdateActive()
+	// GetActive returns the last time the connection was marked active.
+	GetActive() time.Time
+	// ReadTimeout bounds how long a package may take to arrive once its
+	// first byte has; an idle connection waits without a deadline.
+	// Default 1 s; values <= 0 are ignored.
+	ReadTimeout() time.Duration
+	SetReadTimeout(time.Duration)
+	// WriteTimeout bounds a write whose call gives no timeout of its own.
+	// Default 1 s; values <= 0 are ignored.
+	WriteTimeout() time.Duration
+	SetWriteTimeout(time.Duration)
+	// Send writes raw bytes, bypassing the Writer: a []byte, a string, a
+	// [][]byte or net.Buffers (one writev), or on UDP a UDPContext whose Pkg
+	// is one of those.
+	Send(any) (int, error)
+	// CloseConn closes the socket at once, without flushing. On TCP,
+	// waitSec >= 0 sets SO_LINGER first (0 sends a reset).
+	CloseConn(waitSec int)
+	// SetSession is kept for compatibility: a session is its own
+	// connection, so there is nothing to link.
+	SetSession(Session)
+}
+
+// transport is what a session needs from one kind of connection. The
+// session owns the life cycle; a transport only moves bytes.
+type transport interface {
+	// conn is what Session.Conn returns: *net.TCPConn, *tls.Conn,
+	// *net.UDPConn, or the net.Conn under a WebSocket.
+	conn() net.Conn
+	// readLoop runs on the reader goroutine until the connection fails or
+	// closes, feeding what it reads to s (readStream, handleDatagram,
+	// handleMessage). A nil return is an orderly end (EOF or local close).
+	readLoop(s *session) error
+	// write sends first and more as one unit (stream bytes, one datagram,
+	// one WebSocket message) before deadline. peer is the UDP destination
+	// and nil elsewhere. It must not keep the slices after it returns.
+	write(s *session, first []byte, more [][]byte, peer *net.UDPAddr, deadline time.Time) (int, error)
+	// cork and uncork bracket a dispatch batch: writes made in between may
+	// be gathered and flushed together at uncork. Message transports make
+	// them no-ops.
+	cork()
+	uncork(s *session) error
+	// shutdown flushes what was accepted for writing (bounded by deadline)
+	// and closes the connection; it is idempotent and makes readLoop
+	// return.
+	shutdown(deadline time.Time) error
+	// closeNow closes the connection without flushing; linger as CloseConn.
+	closeNow(linger int)
+	// setCompress switches compression; false if the transport cannot.
+	setCompress(CompressType) bool
+}
+
+// handshaker is a transport with a step between accept (or dial) and the
+// new-session callback: a TLS handshake. A failure closes the connection
+// before any callback.
+type handshaker interface {
+	handshake(s *session) error
+}

@@ -1,0 +1,354 @@
+package getty
+
+import (
+	"context"
+	"crypto/tls"
+	"net"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/getty-go/getty/internal/bufpool"
+)
+
+// tcpTransport carries a session over a stream: TCP, or TLS over TCP.
+type tcpTransport struct {
+	c   net.Conn     // *net.TCPConn or *tls.Conn
+	tcp *net.TCPConn // the socket, for linger and raw waits
+
+	// raw lets the reader wait for readability without holding a buffer;
+	// nil for TLS, whose records must be read through the tls.Conn.
+	raw syscall.RawConn
+	rawRead
+
+	out sendQueue
+
+	tlsTimeout time.Duration // handshake bound for TLS
+}
+
+func newTCPTransport(c net.Conn) *tcpTransport {
+	t := &tcpTransport{c: c}
+	switch cc := c.(type) {
+	case *net.TCPConn:
+		t.tcp = cc
+		if raw, err := cc.SyscallConn(); err == nil && rawReadSupported {
+			t.raw = raw
+			t.rawRead.init()
+		}
+	case *tls.Conn:
+		t.tcp, _ = cc.NetConn().(*net.TCPConn)
+	}
+	t.out.init(t.c)
+	return t
+}
+
+func (t *tcpTransport) conn() net.Conn { return t.c }
+
+func (t *tcpTransport) readLoop(s *session) error { return s.readStream(t) }
+
+func (t *tcpTransport) readFresh(size int) (*[]byte, int, error) {
+	if t.raw == nil {
+		bp := bufpool.Get(size)
+		n, err := t.c.Read(*bp)
+		return bp, n, err
+	}
+	return t.rawRead.read(t.raw, size)
+}
+
+func (t *tcpTransport) read(p []byte) (int, error) { return t.c.Read(p) }
+
+func (t *tcpTransport) setReadDeadline(d time.Time) error { return t.c.SetReadDeadline(d) }
+
+func (t *tcpTransport) write(_ *session, first []byte, more [][]byte, _ *net.UDPAddr, deadline time.Time) (int, error) {
+	return t.out.write(first, more, deadline)
+}
+
+func (t *tcpTransport) cork() { t.out.cork() }
+
+func (t *tcpTransport) uncork(s *session) error {
+	return t.out.uncork(time.Now().Add(s.WriteTimeout()))
+}
+
+func (t *tcpTransport) shutdown(deadline time.Time) error {
+	err := t.out.close(deadline)
+	t.c.Close()
+	return err
+}
+
+func (t *tcpTransport) closeNow(linger int) {
+	if linger >= 0 && t.tcp != nil {
+		_ = t.tcp.SetLinger(linger)
+	}
+	t.out.abort()
+	t.c.Close()
+}
+
+func (t *tcpTransport) setCompress(c CompressType) bool { return c == CompressNone }
+
+// sendQueue is a stream's write side. Writers append their bytes to a
+// pending buffer; one of them at a time (the flusher) hands the buffer to
+// the kernel in one write while the others keep appending, so concurrent
+// writers share syscalls instead of queueing for the socket. Each writer
+// waits until its own bytes are written, so the pending buffer holds at
+// most one package per waiting writer: bounded, and no extra goroutine.
+//
+// While corked (a dispatch batch is running) writes are only appended;
+// uncork flushes them together, or a write flushes early once maxCorked
+// bytes are pending.
+type sendQueue struct {
+	w    net.Conn
+	mu   sync.Mutex
+	cond sync.Cond
+
+	buf      *[]byte // pending bytes, pooled; nil when none
+	spare    *[]byte // the flusher's buffer, kept for the next swap
+	pending  int     // len of *buf in use
+	flushing bool
+	corked   int
+	appended uint64 // bytes ever accepted
+	written  uint64 // bytes ever taken by the kernel
+	err      error  // sticky: the stream is broken
+	closed   bool
+
+	armed time.Time // write deadline set on the socket; zero: none
+}
+
+func (q *sendQueue) init(w net.Conn) {
+	q.w = w
+	q.cond.L = &q.mu
+}
+
+// bigWrite is where appending (a copy) stops paying for itself against a
+// writev that points at the caller's bytes.
+const bigWrite = 64 << 10
+
+func (q *sendQueue) write(first []byte, more [][]byte, deadline time.Time) (int, error) {
+	size := len(first)
+	for _, b := range more {
+		size += len(b)
+	}
+	q.mu.Lock()
+	if q.err != nil || q.closed {
+		err := q.err
+		q.mu.Unlock()
+		if err == nil {
+			err = ErrSessionClosed
+		}
+		return 0, err
+	}
+	if size >= bigWrite {
+		return q.writeBig(first, more, size, deadline) // unlocks
+	}
+	start := q.appended
+	q.append(first)
+	for _, b := range more {
+		q.append(b)
+	}
+	end := q.appended
+	if q.corked > 0 && q.pending < maxCorked {
+		q.mu.Unlock()
+		return size, nil
+	}
+	for q.written < end && q.err == nil {
+		if q.flushing {
+			q.cond.Wait()
+			continue
+		}
+		q.flushLocked(nil, deadline)
+	}
+	sent := sentOf(q.written, start, end)
+	err := q.err
+	q.mu.Unlock()
+	return sent, err
+}
+
+func sentOf(written, start, end uint64) int {
+	switch {
+	case written >= end:
+		return int(end - start)
+	case written <= start:
+		return 0
+	}
+	return int(written - start)
+}
+
+func (q *sendQueue) append(b []byte) {
+	if q.buf == nil {
+		q.buf = bufpool.Get(max(len(b), 4096))
+	}
+	if q.pending+len(b) > len(*q.buf) {
+		nb := bufpool.Get(q.pending + len(b))
+		copy(*nb, (*q.buf)[:q.pending])
+		bufpool.Put(q.buf)
+		q.buf = nb
+	}
+	q.pending += copy((*q.buf)[q.pending:], b)
+	q.appended += uint64(len(b))
+}
+
+// writeBig writes a large package without copying it: it waits for the
+// socket, then writes the pending bytes and the package in one writev.
+func (q *sendQueue) writeBig(first []byte, more [][]byte, size int, deadline time.Time) (int, error) {
+	for q.flushing && q.err == nil {
+		q.cond.Wait()
+	}
+	if q.err != nil {
+		err := q.err
+		q.mu.Unlock()
+		return 0, err
+	}
+	start := q.appended
+	bufs := make(net.Buffers, 0, 2+len(more))
+	bufs = append(bufs, first)
+	bufs = append(bufs, more...)
+	q.appended += uint64(size)
+	end := q.appended
+	q.flushLocked(bufs, deadline)
+	sent := sentOf(q.written, start, end)
+	err := q.err
+	q.mu.Unlock()
+	return sent, err
+}
+
+// flushLocked writes the pending bytes (then extra, when given) with mu
+// held on entry and exit but released around the syscall.
+func (q *sendQueue) flushLocked(extra net.Buffers, deadline time.Time) {
+	q.flushing = true
+	data, n := q.buf, q.pending
+	q.buf, q.pending = q.spare, 0
+	q.spare = nil
+	q.mu.Unlock()
+
+	q.armDeadline(deadline)
+	var (
+		wrote int64
+		err   error
+	)
+	switch {
+	case extra == nil && data == nil:
+	case extra == nil:
+		var m int
+		m, err = q.w.Write((*data)[:n])
+		wrote = int64(m)
+	case n == 0:
+		wrote, err = extra.WriteTo(q.w)
+	default:
+		bufs := append(net.Buffers{(*data)[:n]}, extra...)
+		wrote, err = bufs.WriteTo(q.w)
+	}
+
+	q.mu.Lock()
+	q.written += uint64(wrote)
+	if err != nil && q.err == nil {
+		q.err = err
+	}
+	q.flushing = false
+	// Keep a buffer for the next swap while writers keep coming; give both
+	// back when nothing is pending, so an idle connection holds none.
+	if q.pending == 0 {
+		bufpool.Put(data)
+		bufpool.Put(q.buf)
+		q.buf = nil
+	} else {
+		q.spare = data
+	}
+	q.cond.Broadcast()
+}
+
+// armDeadline sets the socket's write deadline only when the armed one is
+// off by more than a quarter of the time left, so steady writes do not
+// touch the runtime's timers each time. A write may thus fail up to a
+// quarter of its timeout late, never early.
+func (q *sendQueue) armDeadline(d time.Time) {
+	if d.IsZero() {
+		if !q.armed.IsZero() {
+			q.armed = time.Time{}
+			_ = q.w.SetWriteDeadline(q.armed)
+		}
+		return
+	}
+	slack := time.Until(d) / 4
+	if q.armed.Before(d) || q.armed.After(d.Add(slack)) {
+		q.armed = d.Add(slack)
+		_ = q.w.SetWriteDeadline(q.armed)
+	}
+}
+
+func (q *sendQueue) cork() {
+	q.mu.Lock()
+	q.corked++
+	q.mu.Unlock()
+}
+
+// uncork ends a batch and flushes what it gathered.
+func (q *sendQueue) uncork(deadline time.Time) error {
+	q.mu.Lock()
+	if q.corked > 0 {
+		q.corked--
+	}
+	if q.corked > 0 || q.pending == 0 {
+		q.mu.Unlock()
+		return nil
+	}
+	end := q.appended
+	for q.written < end && q.err == nil {
+		if q.flushing {
+			q.cond.Wait()
+			continue
+		}
+		q.flushLocked(nil, deadline)
+	}
+	err := q.err
+	q.mu.Unlock()
+	return err
+}
+
+// close refuses new writes and flushes what was accepted before deadline.
+func (q *sendQueue) close(deadline time.Time) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed {
+		return q.err
+	}
+	q.closed = true
+	q.corked = 0
+	for q.err == nil && (q.pending > 0 || q.flushing) {
+		if q.flushing {
+			q.cond.Wait()
+			continue
+		}
+		q.flushLocked(nil, deadline)
+	}
+	if q.buf != nil {
+		bufpool.Put(q.buf)
+		q.buf, q.pending = nil, 0
+	}
+	return q.err
+}
+
+// abort refuses new writes and drops what is pending.
+func (q *sendQueue) abort() {
+	q.mu.Lock()
+	q.closed = true
+	if q.err == nil {
+		q.err = ErrSessionClosed
+	}
+	q.cond.Broadcast()
+	q.mu.Unlock()
+}
+
+// handshake runs the TLS handshake with its timeout before the session
+// starts, so a failed or stalled handshake never reaches a callback.
+func (t *tcpTransport) handshake(*session) error {
+	tc, ok := t.c.(*tls.Conn)
+	if !ok {
+		return nil
+	}
+	timeout := t.tlsTimeout
+	if timeout <= 0 {
+		timeout = 5 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	return tc.HandshakeContext(ctx)
+}

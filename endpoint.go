@@ -1,0 +1,240 @@
+package getty
+
+import (
+	"runtime"
+	"sync"
+	"sync/atomic"
+
+	gxsync "github.com/dubbogo/gost/sync"
+
+	"github.com/getty-go/getty/internal/dispatch"
+)
+
+// EndPoint is what servers and clients share.
+type EndPoint interface {
+	// ID is unique among the endpoints of the process.
+	ID() EndPointID
+	EndPointType() EndPointType
+	// RunEventLoop starts the endpoint; newSession configures each session
+	// it makes. See the constructors for what it does per kind.
+	RunEventLoop(newSession NewSessionCallback)
+	IsClosed() bool
+	// Close closes the endpoint and all its sessions, and returns when
+	// every goroutine it started is gone and every OnClose has run.
+	Close()
+	// GetTaskPool returns the gost pool given by WithServerTaskPool or
+	// WithClientTaskPool, or nil.
+	GetTaskPool() gxsync.GenericTaskPool
+}
+
+var endpointID atomic.Int32
+
+// dispatchConfig is the dispatch part of server and client options.
+type dispatchConfig struct {
+	tPool       gxsync.GenericTaskPool
+	workers     int
+	mailboxSize int
+	ordered     bool
+}
+
+// endpoint is the core of every server and client: it owns the sessions,
+// their reader goroutines, the dispatch executor and the cron runners.
+type endpoint struct {
+	id          EndPointID
+	typ         EndPointType
+	self        EndPoint // the server or client, for Session.EndPoint
+	sessionName string
+
+	tPool       gxsync.GenericTaskPool
+	pool        *dispatch.Pool // built-in, owned
+	executor    dispatch.Executor
+	ordered     bool
+	mailboxSize int
+	crons       cronRunners
+
+	// onOpen and onEnd, when set, learn when a session has opened and
+	// when it has ended (after OnClose); the client keeps its pool with them.
+	onOpen func(*session)
+	onEnd  func(*session)
+
+	mu       sync.Mutex
+	sessions map[*session]struct{}
+	wg       sync.WaitGroup // reader goroutines
+	closed   atomic.Bool
+	done     chan struct{}
+}
+
+func newEndpoint(self EndPoint, typ EndPointType, name string, dc dispatchConfig) *endpoint {
+	e := &endpoint{
+		id:          endpointID.Add(1),
+		typ:         typ,
+		self:        self,
+		sessionName: name,
+		tPool:       dc.tPool,
+		mailboxSize: dc.mailboxSize,
+		sessions:    make(map[*session]struct{}),
+		done:        make(chan struct{}),
+	}
+	switch {
+	case dc.workers != 0:
+		n := dc.workers
+		if n < 0 {
+			n = runtime.GOMAXPROCS(0)
+		}
+		e.pool = dispatch.NewPool(n, 0)
+		e.executor = e.pool
+		e.ordered = true
+	case dc.tPool != nil:
+		e.executor = dispatch.NewGostExecutor(dc.tPool)
+		e.ordered = dc.ordered
+	}
+	e.crons.init(max(2, runtime.GOMAXPROCS(0)))
+	return e
+}
+
+func (e *endpoint) ID() EndPointID                      { return e.id }
+func (e *endpoint) EndPointType() EndPointType          { return e.typ }
+func (e *endpoint) IsClosed() bool                      { return e.closed.Load() }
+func (e *endpoint) GetTaskPool() gxsync.GenericTaskPool { return e.tPool }
+
+// add registers a new session; false once the endpoint is closed.
+func (e *endpoint) add(s *session) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed.Load() {
+		return false
+	}
+	e.sessions[s] = struct{}{}
+	e.wg.Add(1)
+	return true
+}
+
+func (e *endpoint) remove(s *session) {
+	e.mu.Lock()
+	delete(e.sessions, s)
+	e.mu.Unlock()
+	e.wg.Done()
+}
+
+func (e *endpoint) count() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return len(e.sessions)
+}
+
+// serve runs a session on the calling goroutine until it ends. The
+// connection is closed without callbacks if the endpoint is closed.
+func (e *endpoint) serve(tr transport, cb NewSessionCallback) *session {
+	s := newSession(e, tr)
+	if !e.add(s) {
+		tr.closeNow(-1)
+		return s
+	}
+	defer e.remove(s)
+	s.run(cb)
+	return s
+}
+
+// start runs a session on a new reader goroutine owned by the endpoint.
+func (e *endpoint) start(tr transport, cb NewSessionCallback) {
+	s := newSession(e, tr)
+	if !e.add(s) {
+		tr.closeNow(-1)
+		return
+	}
+	go func() {
+		defer e.remove(s)
+		s.run(cb)
+	}()
+}
+
+// markClosed flips the endpoint to closed; false if it already was.
+func (e *endpoint) markClosed() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed.Load() {
+		return false
+	}
+	e.closed.Store(true)
+	close(e.done)
+	return true
+}
+
+// closeSessions closes every session the endpoint holds.
+func (e *endpoint) closeSessions() {
+	e.mu.Lock()
+	all := make([]*session, 0, len(e.sessions))
+	for s := range e.sessions {
+		all = append(all, s)
+	}
+	e.mu.Unlock()
+	for _, s := range all {
+		s.Close()
+	}
+}
+
+// release stops what the endpoint owns once its sessions are gone.
+func (e *endpoint) release() {
+	e.crons.stop()
+	if e.pool != nil {
+		e.pool.Close()
+	}
+}
+
+// cronRunners run OnCron off the timer wheel's goroutine, so a slow OnCron
+// delays neither the wheel nor, up to the number of runners, other sessions.
+type cronRunners struct {
+	mu      sync.Mutex
+	n       int
+	q       chan *session
+	wg      sync.WaitGroup
+	running bool
+	stopped bool
+}
+
+func (c *cronRunners) init(n int) {
+	c.n = n
+	c.q = make(chan *session, 1024)
+}
+
+// submit queues a session's OnCron without blocking the wheel; false when
+// the runners are saturated or stopped (that beat is skipped).
+func (c *cronRunners) submit(s *session) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.stopped {
+		return false
+	}
+	if !c.running {
+		c.running = true
+		for i := 0; i < c.n; i++ {
+			c.wg.Add(1)
+			go c.loop()
+		}
+	}
+	select {
+	case c.q <- s:
+		return true
+	default:
+		return false
+	}
+}
+
+func (c *cronRunners) loop() {
+	defer c.wg.Done()
+	for s := range c.q {
+		s.runCron()
+	}
+}
+
+func (c *cronRunners) stop() {
+	c.mu.Lock()
+	if c.stopped {
+		c.mu.Unlock()
+		return
+	}
+	c.stopped = true
+	close(c.q)
+	c.mu.Unlock()
+	c.wg.Wait()
+}

@@ -1,0 +1,93 @@
+package getty
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Errors returned by sessions and endpoints. Match them with errors.Is: the
+// library wraps them (and the underlying net errors) with the session they
+// concern.
+var (
+	// ErrSessionClosed is returned by writes to a session that is closed or
+	// closing. It wraps net.ErrClosed, so errors.Is(err, net.ErrClosed) also
+	// holds.
+	ErrSessionClosed = fmt.Errorf("getty: session closed: %w", netErrClosed)
+
+	// ErrSessionBlocked is returned when a write could not be accepted
+	// because the session's send path is saturated.
+	ErrSessionBlocked = errors.New("getty: session blocked")
+
+	// ErrNullPeerAddr is returned by a UDP endpoint write without a peer
+	// address.
+	ErrNullPeerAddr = errors.New("getty: peer address is nil")
+
+	// ErrMsgTooLong reports a package whose declared or actual length is over
+	// the session's maximum message length (see Session.SetMaxMsgLen).
+	ErrMsgTooLong = errors.New("getty: message too long")
+
+	// ErrReaderContract reports a Reader that broke the contract documented
+	// on Reader: a package with a length <= 0, a length beyond the buffer,
+	// or no progress on a full buffer.
+	ErrReaderContract = errors.New("getty: reader broke its contract")
+
+	// ErrPanic reports a panic recovered from a user callback (codec,
+	// listener or new-session callback). The *PanicError that wraps it
+	// carries the value and the stack.
+	ErrPanic = errors.New("getty: panic in user callback")
+
+	// ErrReadTimeout reports a peer that started a package and did not
+	// finish it within the session's read timeout.
+	ErrReadTimeout = errors.New("getty: read timeout in the middle of a package")
+
+	// ErrWriterNil reports a write on a session that has no Writer.
+	ErrWriterNil = errors.New("getty: session has no writer")
+
+	// ErrServerClosed is returned by Serve and Shutdown after the server
+	// was closed.
+	ErrServerClosed = errors.New("getty: server closed")
+
+	// ErrClientClosed is returned by client calls after Close.
+	ErrClientClosed = errors.New("getty: client closed")
+
+	// ErrNoSession is returned when a client has no open session to offer.
+	ErrNoSession = errors.New("getty: no open session")
+)
+
+// SessionError describes a failure of one operation on one session, as
+// net.OpError does for a socket. It is what OnError receives and what writes
+// return; Unwrap exposes the cause for errors.Is and errors.As.
+type SessionError struct {
+	Op      string // "read", "write", "decode", "encode", "open", "cron", ...
+	Session string // the session's Stat-style token, {name:type:id:local<->remote}
+	Err     error
+}
+
+func (e *SessionError) Error() string {
+	return "getty: " + e.Op + " " + e.Session + ": " + e.Err.Error()
+}
+
+// Unwrap returns the cause.
+func (e *SessionError) Unwrap() error { return e.Err }
+
+// PanicError carries a panic recovered from a user callback. It matches
+// ErrPanic with errors.Is.
+type PanicError struct {
+	Callback string // which callback panicked, e.g. "OnMessage"
+	Value    any    // the value passed to panic
+	Stack    []byte // the panicking goroutine's stack
+}
+
+func (e *PanicError) Error() string {
+	return fmt.Sprintf("getty: panic in %s: %v\n%s", e.Callback, e.Value, e.Stack)
+}
+
+// Is reports whether target is ErrPanic.
+func (e *PanicError) Is(target error) bool { return target == ErrPanic }
+
+// Unwrap returns the panic value when it is an error, so errors.Is can see
+// through a panic(err).
+func (e *PanicError) Unwrap() error {
+	err, _ := e.Value.(error)
+	return err
+}

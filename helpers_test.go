@@ -1,0 +1,240 @@
+package getty_test
+
+import (
+	"context"
+	"encoding/binary"
+	"io"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	getty "github.com/getty-go/getty"
+)
+
+// transport is one row of the integration table: how to make a server and a
+// client of one kind. Later transports (tls, udp, ws, wss) join transports.
+type transport struct {
+	name      string
+	newServer func(t *testing.T, opts ...getty.ServerOption) getty.Server
+	newClient func(t *testing.T, srv getty.Server, opts ...getty.ClientOption) getty.Client
+	stream    bool // bytes may split and merge (tcp, tls): raw framing tests apply
+}
+
+var transports = []transport{
+	{
+		name: "tcp",
+		newServer: func(t *testing.T, opts ...getty.ServerOption) getty.Server {
+			return getty.NewTCPServer(append([]getty.ServerOption{getty.WithLocalAddress("127.0.0.1:0")}, opts...)...)
+		},
+		newClient: func(t *testing.T, srv getty.Server, opts ...getty.ClientOption) getty.Client {
+			return getty.NewTCPClient(append([]getty.ClientOption{getty.WithServerAddress(srv.Addr().String())}, opts...)...)
+		},
+		stream: true,
+	},
+}
+
+// run runs f once per transport, as a subtest.
+func run(t *testing.T, f func(t *testing.T, tr transport)) {
+	t.Helper()
+	for _, tr := range transports {
+		t.Run(tr.name, func(t *testing.T) { f(t, tr) })
+	}
+}
+
+// startServer starts srv with cb and closes it when the test ends.
+func startServer(t *testing.T, srv getty.Server, cb getty.NewSessionCallback) getty.Server {
+	t.Helper()
+	srv.RunEventLoop(cb)
+	if srv.Addr() == nil {
+		t.Fatal("server did not listen")
+	}
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// startClient runs cli until all its sessions are open (bounded).
+func startClient(t *testing.T, cli getty.Client, cb getty.NewSessionCallback) getty.Client {
+	t.Helper()
+	t.Cleanup(cli.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := cli.RunEventLoopContext(ctx, cb); err != nil {
+		t.Fatalf("client: %v", err)
+	}
+	return cli
+}
+
+// recorder is a listener that records what happens to its sessions.
+type recorder struct {
+	getty.BaseListener
+	echo bool
+
+	mu       sync.Mutex
+	opens    int
+	closes   int
+	errs     []error
+	msgs     []string
+	closedCh chan struct{}
+	msgCh    chan string
+}
+
+func newRecorder(echo bool) *recorder {
+	return &recorder{echo: echo, closedCh: make(chan struct{}, 1024), msgCh: make(chan string, 1<<16)}
+}
+
+func (r *recorder) OnOpen(getty.Session) error {
+	r.mu.Lock()
+	r.opens++
+	r.mu.Unlock()
+	return nil
+}
+
+func (r *recorder) OnClose(getty.Session) {
+	r.mu.Lock()
+	r.closes++
+	r.mu.Unlock()
+	r.closedCh <- struct{}{}
+}
+
+func (r *recorder) OnError(_ getty.Session, err error) {
+	r.mu.Lock()
+	r.errs = append(r.errs, err)
+	r.mu.Unlock()
+}
+
+func (r *recorder) OnMessage(s getty.Session, pkg any) {
+	p := string(payload(pkg))
+	r.mu.Lock()
+	r.msgs = append(r.msgs, p)
+	r.mu.Unlock()
+	select {
+	case r.msgCh <- p:
+	default:
+	}
+	if r.echo {
+		if _, _, err := s.WritePkg(pkg, 0); err != nil {
+			r.OnError(s, err)
+		}
+	}
+}
+
+func (r *recorder) counts() (opens, closes int, errs []error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.opens, r.closes, append([]error(nil), r.errs...)
+}
+
+// waitClosed waits for n OnClose calls.
+func (r *recorder) waitClosed(t *testing.T, n int) {
+	t.Helper()
+	for i := 0; i < n; i++ {
+		select {
+		case <-r.closedCh:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("waited 5s for OnClose %d of %d", i+1, n)
+		}
+	}
+}
+
+func (r *recorder) next(t *testing.T) string {
+	t.Helper()
+	select {
+	case m := <-r.msgCh:
+		return m
+	case <-time.After(5 * time.Second):
+		t.Fatal("waited 5s for a message")
+		return ""
+	}
+}
+
+func payload(pkg any) []byte {
+	switch p := pkg.(type) {
+	case *getty.Frame:
+		return p.Payload
+	case []byte:
+		return p
+	case getty.UDPContext:
+		return payload(p.Pkg)
+	}
+	return nil
+}
+
+// session setup shared by most tests.
+func withCodec(l getty.EventListener, extra ...func(getty.Session)) getty.NewSessionCallback {
+	return func(s getty.Session) error {
+		s.SetPkgHandler(&getty.LengthFieldCodec{})
+		s.SetEventListener(l)
+		s.SetMaxMsgLen(64 << 10)
+		for _, f := range extra {
+			f(s)
+		}
+		return nil
+	}
+}
+
+// frame encodes a 4-byte big-endian length-prefixed frame.
+func frame(p string) []byte {
+	b := make([]byte, 4+len(p))
+	binary.BigEndian.PutUint32(b, uint32(len(p)))
+	copy(b[4:], p)
+	return b
+}
+
+// rawDial connects a plain TCP peer to a stream server.
+func rawDial(t *testing.T, srv getty.Server) net.Conn {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", srv.Addr().String(), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// readFrame reads one length-prefixed frame from a raw peer.
+func readFrame(t *testing.T, c net.Conn) string {
+	t.Helper()
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	var hdr [4]byte
+	if _, err := io.ReadFull(c, hdr[:]); err != nil {
+		t.Fatalf("read header: %v", err)
+	}
+	b := make([]byte, binary.BigEndian.Uint32(hdr[:]))
+	if _, err := io.ReadFull(c, b); err != nil {
+		t.Fatalf("read body: %v", err)
+	}
+	return string(b)
+}
+
+// waitEOF asserts the server closes a raw peer's connection.
+func waitEOF(t *testing.T, c net.Conn) {
+	t.Helper()
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 4096)
+	for {
+		_, err := c.Read(buf)
+		if err == nil {
+			continue
+		}
+		if ne, ok := err.(net.Error); ok && ne.Timeout() {
+			t.Fatal("connection not closed by the server within 5s")
+		}
+		return
+	}
+}
+
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func contextWithTimeout(d time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), d)
+}
