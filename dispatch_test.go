@@ -240,4 +240,3 @@ func (p *cronProbe) setPeriod(_ getty.Server, ms int) {
 	}
 	p.sess.Load().(getty.Session).SetCronPeriod(ms)
 }
-
