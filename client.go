@@ -119,7 +119,17 @@ func (c *client) dialTCP(ctx context.Context) (transport, error) {
 		conn.Close()
 		return nil, err
 	}
-	t := newTCPTransport(tls.Client(conn, cfg))
+	// Handshake here, so a rejected certificate is a dial error the slot
+	// reports (lastErr, ErrReconnectGaveUp) rather than a silent refusal.
+	tc := tls.Client(conn, cfg)
+	hctx, cancel := context.WithTimeout(ctx, c.opts.dialTimeout)
+	err = tc.HandshakeContext(hctx)
+	cancel()
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("getty: tls handshake with %s: %w", c.opts.addr, err)
+	}
+	t := newTCPTransport(tc)
 	t.tlsTimeout = c.opts.dialTimeout
 	return t, nil
 }

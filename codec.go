@@ -243,18 +243,20 @@ func (c *LengthFieldCodec) AppendPkg(_ Session, dst []byte, pkg any) ([]byte, er
 	if field < 0 || (hs < 8 && field >= 1<<(8*hs)) {
 		return dst, fmt.Errorf("%w: payload %d does not fit a %d-byte length field", ErrMsgTooLong, n, hs)
 	}
-	var hdr [8]byte
+	// Write the header in place: a local array passed to the ByteOrder
+	// interface would escape, one allocation per package.
+	dst = append(dst, 0, 0, 0, 0, 0, 0, 0, 0)[:len(dst)+hs]
+	hdr := dst[len(dst)-hs:]
 	switch hs {
 	case 1:
 		hdr[0] = byte(field)
 	case 2:
-		order.PutUint16(hdr[:], uint16(field))
+		order.PutUint16(hdr, uint16(field))
 	case 4:
-		order.PutUint32(hdr[:], uint32(field))
+		order.PutUint32(hdr, uint32(field))
 	case 8:
-		order.PutUint64(hdr[:], uint64(field))
+		order.PutUint64(hdr, uint64(field))
 	}
-	dst = append(dst, hdr[:hs]...)
 	dst = append(dst, b...)
 	return append(dst, str...), nil
 }

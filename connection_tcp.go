@@ -230,10 +230,14 @@ func (q *sendQueue) flushLocked(extra net.Buffers, deadline time.Time) {
 		var m int
 		m, err = q.w.Write((*data)[:n])
 		wrote = int64(m)
-	case n == 0:
-		wrote, err = extra.WriteTo(q.w)
 	default:
-		bufs := append(net.Buffers{(*data)[:n]}, extra...)
+		// Declared here: WriteTo's pointer receiver moves bufs to the
+		// heap, and only big writes should pay for that.
+		bufs := make(net.Buffers, 0, 1+len(extra))
+		if n > 0 {
+			bufs = append(bufs, (*data)[:n])
+		}
+		bufs = append(bufs, extra...)
 		wrote, err = bufs.WriteTo(q.w)
 	}
 

@@ -760,6 +760,9 @@ func (s *session) handleMessage(data []byte, wrap func(any) any) error {
 
 func (s *session) release(pkg any) {
 	if s.releaser != nil {
+		if c, ok := pkg.(UDPContext); ok { // wrapped by the UDP transport
+			pkg = c.Pkg
+		}
 		s.releaser.ReleasePkg(pkg)
 	}
 }
@@ -888,7 +891,7 @@ func (s *session) WritePkg(pkg any, timeout time.Duration) (int, int, error) {
 		bp   *[]byte
 	)
 	if s.appender != nil {
-		bp = bufpool.Get(512)
+		bp = bufpool.Get(4096)
 		data, err = s.encodeAppend((*bp)[:0], pkg)
 	} else {
 		data, err = s.encode(pkg)
@@ -910,14 +913,9 @@ func (s *session) WritePkg(pkg any, timeout time.Duration) (int, int, error) {
 	return 0, 0, err
 }
 
-// putScratch returns an encoding buffer to the pool, or the larger one
-// append grew it into.
-func putScratch(bp *[]byte, data []byte) {
-	if cap(data) != cap(*bp) {
-		*bp = data[:cap(data)]
-	}
-	bufpool.Put(bp)
-}
+// putScratch returns an encoding buffer to the pool; a larger one that
+// append grew it into is left to the collector.
+func putScratch(bp *[]byte, _ []byte) { bufpool.Put(bp) }
 
 func (s *session) encodeAppend(dst []byte, pkg any) (data []byte, err error) {
 	defer func() {

@@ -1,0 +1,82 @@
+package getty_test
+
+import (
+	"encoding/binary"
+	"io"
+	"net"
+	"testing"
+
+	gxsync "github.com/dubbogo/gost/sync"
+
+	getty "github.com/getty-go/getty"
+)
+
+type benchEcho struct{ getty.BaseListener }
+
+func (benchEcho) OnMessage(s getty.Session, pkg any) { _, _, _ = s.WritePkg(pkg, 0) }
+
+// BenchmarkEcho is one round trip per op over loopback: a plain net client
+// (allocation-free) sends a length-prefixed frame, the getty server echoes
+// it with the built-in codec. allocs/op are the server's.
+func BenchmarkEcho(b *testing.B) {
+	modes := []struct {
+		name string
+		opts func() ([]getty.ServerOption, func())
+	}{
+		{"inline", func() ([]getty.ServerOption, func()) { return nil, func() {} }},
+		{"workerpool", func() ([]getty.ServerOption, func()) {
+			return []getty.ServerOption{getty.WithServerWorkerPool(2)}, func() {}
+		}},
+		{"gostpool", func() ([]getty.ServerOption, func()) {
+			p := gxsync.NewTaskPoolSimple(4)
+			return []getty.ServerOption{getty.WithServerTaskPool(p)}, p.Close
+		}},
+	}
+	for _, m := range modes {
+		for _, size := range []int{128, 1024} {
+			b.Run(m.name+"/"+itoa(size), func(b *testing.B) {
+				opts, done := m.opts()
+				defer done()
+				srv := getty.NewTCPServer(append(opts, getty.WithLocalAddress("127.0.0.1:0"))...)
+				srv.RunEventLoop(func(s getty.Session) error {
+					s.SetPkgHandler(&getty.LengthFieldCodec{})
+					s.SetEventListener(benchEcho{})
+					return nil
+				})
+				defer srv.Close()
+				c, err := net.Dial("tcp", srv.Addr().String())
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer c.Close()
+				req := make([]byte, 4+size)
+				binary.BigEndian.PutUint32(req, uint32(size))
+				resp := make([]byte, len(req))
+				roundTrip := func() {
+					if _, err := c.Write(req); err != nil {
+						b.Fatal(err)
+					}
+					if _, err := io.ReadFull(c, resp); err != nil {
+						b.Fatal(err)
+					}
+				}
+				for i := 0; i < 100; i++ { // warm the pools
+					roundTrip()
+				}
+				b.SetBytes(int64(2 * len(req)))
+				b.ReportAllocs()
+				b.ResetTimer()
+				for i := 0; i < b.N; i++ {
+					roundTrip()
+				}
+			})
+		}
+	}
+}
+
+func itoa(n int) string {
+	if n >= 1024 {
+		return string(rune('0'+n/1024)) + "KiB"
+	}
+	return string(rune('0'+n/100)) + string(rune('0'+n/10%10)) + string(rune('0'+n%10)) + "B"
+}
