@@ -57,6 +57,8 @@ type endpoint struct {
 	onOpen func(*session)
 	onEnd  func(*session)
 
+	counters endpointCounters
+
 	mu       sync.Mutex
 	sessions map[*session]struct{}
 	wg       sync.WaitGroup // reader goroutines

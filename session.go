@@ -116,7 +116,8 @@ type session struct {
 	writeBytes atomic.Uint64
 	readPkgs   atomic.Uint64
 	writePkgs  atomic.Uint64
-	active     atomic.Int64 // unix ns
+	drops      atomic.Uint64 // datagrams dropped (UDP)
+	active     atomic.Int64  // unix ns
 
 	// dispatch
 	mode      int
@@ -134,6 +135,7 @@ type session struct {
 	// life cycle
 	started   atomic.Bool // reader goroutine is running the session
 	opened    atomic.Bool // OnOpen succeeded: OnClose is owed
+	ended     atomic.Bool // final ran: counted in the endpoint's totals
 	closing   atomic.Bool
 	errMu     sync.Mutex
 	err       error // the error that ends the session; nil for an orderly close
@@ -400,6 +402,9 @@ func (s *session) open() (err error) {
 		return err
 	}
 	s.opened.Store(true)
+	if s.ep != nil {
+		s.ep.counters.opened.Add(1)
+	}
 	s.armCron()
 	if s.ep != nil && s.ep.onOpen != nil {
 		s.ep.onOpen(s)
@@ -489,7 +494,11 @@ func (s *session) final() {
 		s.gateMu.Lock()
 		s.gateShut = true
 		s.gateMu.Unlock()
-		if err := s.endErr(); err != nil {
+		err := s.endErr()
+		if s.ep != nil {
+			s.ep.noteEnd(s, err)
+		}
+		if err != nil {
 			s.callback("OnError", func() { s.listener.OnError(s, err) })
 		}
 		s.callback("OnClose", func() { s.listener.OnClose(s) })
@@ -504,6 +513,9 @@ func (s *session) final() {
 func (s *session) callback(name string, f func()) {
 	defer func() {
 		if v := recover(); v != nil {
+			if s.ep != nil {
+				s.ep.counters.panics.Add(1)
+			}
 			log().Errorf("getty: %s: panic in %s: %v\n%s", s.token(), name, v, debug.Stack())
 		}
 	}()
