@@ -1,12 +1,20 @@
 package getty
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"net"
+	"runtime/debug"
+	"sync"
 )
 
 // UDPContext is a package with its peer: what OnMessage receives on a UDP
-// endpoint, and what WritePkg takes there to name the destination.
+// endpoint or client, and what WritePkg takes on an endpoint to name the
+// destination.
+//
+// On received packages PeerAddr comes from a small per-session cache so
+// that a known peer costs no allocation: treat it as read-only.
 type UDPContext struct {
 	Pkg      any
 	PeerAddr *net.UDPAddr
@@ -14,4 +22,227 @@ type UDPContext struct {
 
 func (c UDPContext) String() string {
 	return fmt.Sprintf("{pkg:%#v, peer addr:%s}", c.Pkg, c.PeerAddr)
+}
+
+// udpEndpoint is a server over one unconnected UDP socket, with one session
+// for every peer, as upstream.
+type udpEndpoint struct {
+	*server
+
+	umu   sync.Mutex
+	pc    *net.UDPConn
+	bound bool
+}
+
+var _ PacketServer = (*udpEndpoint)(nil)
+
+// NewUDPEndPoint returns a UDP endpoint: one unconnected socket bound to
+// WithLocalAddress ("127.0.0.1:0" picks a free port; Addr tells which)
+// carrying one session for all peers. It also implements PacketServer.
+//
+// OnMessage receives a UDPContext{Pkg, PeerAddr}. Reply with
+// WritePkg(UDPContext{Pkg: reply, PeerAddr: ctx.PeerAddr}, timeout): the
+// Writer receives the whole UDPContext (the built-in codecs accept it), and
+// the datagram goes to PeerAddr. Each write is one datagram. WritePkg without a PeerAddr, WriteBytes
+// and WriteBytesArray go to the peer the last datagram came from (an error
+// matching ErrNullPeerAddr before any came); Send(UDPContext{Pkg: []byte,
+// PeerAddr}) sends raw bytes to PeerAddr. A failed write (no peer, or a
+// socket error) spoils that datagram only: the session stays open.
+//
+// One datagram is one Reader call. Bad datagrams (empty, truncated, longer
+// than the max message length, or rejected by the Reader) are dropped and
+// counted (SessionStats.Drops, EndpointStats.Drops) and the endpoint keeps serving; a panic in a
+// callback still ends the session, as everywhere. The read timeout does not
+// apply: a datagram arrives whole or not at all. The endpoint closes when its session ends: on Close, on a
+// hard socket error, when the new-session callback or OnOpen refuses the
+// session (logged; Serve returns the error), or when the session is closed.
+// A datagram "connect-ping", which upstream getty clients send on
+// connecting, is skipped.
+func NewUDPEndPoint(opts ...ServerOption) Server {
+	s := newServer(UDP_ENDPOINT, "udp-session", opts)
+	u := &udpEndpoint{server: s}
+	s.endpoint.self = u
+	s.stopLn = u.closeSocket
+	return u
+}
+
+// PacketConn returns the socket, or nil before RunEventLoop or Serve.
+func (u *udpEndpoint) PacketConn() net.PacketConn {
+	u.umu.Lock()
+	defer u.umu.Unlock()
+	if u.pc == nil {
+		return nil
+	}
+	return u.pc
+}
+
+// Addr returns the bound address, or nil before RunEventLoop or Serve.
+func (u *udpEndpoint) Addr() net.Addr {
+	if pc := u.PacketConn(); pc != nil {
+		return pc.LocalAddr()
+	}
+	return nil
+}
+
+// bind opens the socket once and counts the caller in loops, under umu so
+// that Close (whose stopLn takes umu) either sees the socket or stops bind.
+func (u *udpEndpoint) bind() (*net.UDPConn, error) {
+	u.umu.Lock()
+	defer u.umu.Unlock()
+	if u.closed.Load() {
+		return nil, ErrServerClosed
+	}
+	if u.bound {
+		return nil, errors.New("getty: UDP endpoint already running")
+	}
+	pc, err := net.ListenPacket("udp", u.opts.addr)
+	if err != nil {
+		return nil, fmt.Errorf("getty: listen: %w", err)
+	}
+	uc, ok := pc.(*net.UDPConn)
+	if !ok {
+		pc.Close()
+		return nil, fmt.Errorf("getty: listen: unexpected %T", pc)
+	}
+	u.pc, u.bound = uc, true
+	u.loops.Add(1)
+	return uc, nil
+}
+
+// closeSocket is the server's stopLn: Close and Shutdown close the socket.
+func (u *udpEndpoint) closeSocket() {
+	u.umu.Lock()
+	pc := u.pc
+	u.umu.Unlock()
+	if pc != nil {
+		_ = pc.Close()
+	}
+}
+
+// RunEventLoop binds the socket and runs the session on its own goroutine.
+// A bind error is logged and closes the endpoint; prefer Serve, which
+// returns it.
+func (u *udpEndpoint) RunEventLoop(newSession NewSessionCallback) {
+	pc, err := u.bind()
+	if err != nil {
+		log().Errorf("getty: %s %s: %v", u.typ, u.opts.addr, err)
+		if !u.isRunning() {
+			u.mu.Lock()
+			u.serveErr = err
+			u.mu.Unlock()
+			u.Close()
+		}
+		return
+	}
+	go func() {
+		defer u.loops.Done()
+		_ = u.run(pc, newSession)
+	}()
+}
+
+func (u *udpEndpoint) isRunning() bool {
+	u.umu.Lock()
+	defer u.umu.Unlock()
+	return u.bound
+}
+
+// Serve binds the socket and runs the session on the calling goroutine
+// until the endpoint closes. It returns ErrServerClosed after Close or
+// Shutdown, and otherwise the error that ended the session: the bind
+// error, the new-session callback's error, an OnOpen refusal or a socket
+// error.
+func (u *udpEndpoint) Serve(newSession NewSessionCallback) error {
+	pc, err := u.bind()
+	if err != nil {
+		return err
+	}
+	defer u.loops.Done()
+	return u.run(pc, newSession)
+}
+
+// run serves the endpoint's one session; when it ends, the endpoint
+// closes (without waiting for itself, since Close waits for run).
+func (u *udpEndpoint) run(pc *net.UDPConn, cb NewSessionCallback) error {
+	var cbErr error
+	guarded := func(s Session) (err error) {
+		defer func() {
+			if v := recover(); v != nil {
+				err = &PanicError{Callback: "NewSessionCallback", Value: v, Stack: debug.Stack()}
+			}
+			cbErr = err
+		}()
+		if cb == nil {
+			return errors.New("getty: nil NewSessionCallback")
+		}
+		return cb(s)
+	}
+	s := u.serve(newUDPTransport(pc, false), guarded)
+	if u.closed.Load() {
+		return ErrServerClosed
+	}
+	var err error
+	switch {
+	case cbErr != nil:
+		err = fmt.Errorf("getty: %s %s: new-session callback: %w", u.typ, pc.LocalAddr(), cbErr)
+	case !s.opened.Load() && s.reader == nil:
+		err = fmt.Errorf("getty: %s %s: the new-session callback set no Reader", u.typ, pc.LocalAddr())
+	case !s.opened.Load():
+		err = fmt.Errorf("getty: %s %s: OnOpen refused the session", u.typ, pc.LocalAddr())
+	default:
+		err = s.endErr()
+	}
+	if err != nil {
+		log().Errorf("%v; closing the endpoint", err)
+	} else {
+		log().Infof("getty: %s %s: session closed; closing the endpoint", u.typ, pc.LocalAddr())
+		err = ErrServerClosed
+	}
+	u.mu.Lock()
+	if u.serveErr == nil {
+		u.serveErr = err
+	}
+	u.mu.Unlock()
+	u.stopListening()
+	u.closeSessions()
+	u.release()
+	return err
+}
+
+// udpClient is a client over connected UDP sockets.
+type udpClient struct {
+	*client
+}
+
+// NewUDPClient returns a client of a UDP server: each of its
+// WithConnectionNumber sessions is a UDP socket connected to
+// WithServerAddress. Nothing is sent before the first write (upstream sent
+// a "connect-ping" datagram, which non-getty peers see as garbage).
+//
+// One datagram is one Reader call, and OnMessage receives a
+// UDPContext{Pkg, PeerAddr} as upstream. Bad datagrams are dropped and
+// counted (EndpointStatsOf(client).Drops). The ICMP "port unreachable"
+// that a connected socket reports as "connection refused" when nobody
+// listens is ignored: the session stays open, so a server that comes up
+// later is reached without a reconnect. A session ends only on Close or a
+// hard socket error, and is then redialled like a TCP one.
+func NewUDPClient(opts ...ClientOption) Client {
+	c := newClient(UDP_CLIENT, "udp-session", opts)
+	u := &udpClient{client: c}
+	c.endpoint.self = u
+	c.dial = u.dialUDP
+	return u
+}
+
+func (u *udpClient) dialUDP(ctx context.Context) (transport, error) {
+	d := net.Dialer{Timeout: u.opts.dialTimeout}
+	conn, err := d.DialContext(ctx, "udp", u.opts.addr)
+	if err != nil {
+		return nil, err
+	}
+	uc, ok := conn.(*net.UDPConn)
+	if !ok {
+		conn.Close()
+		return nil, fmt.Errorf("getty: dial udp: unexpected %T", conn)
+	}
+	return newUDPTransport(uc, true), nil
 }
