@@ -74,6 +74,58 @@ func BenchmarkEcho(b *testing.B) {
 	}
 }
 
+// BenchmarkEchoNetBaseline is the same round trip against a plain
+// goroutine-per-connection net server, for a ratio measured in one run.
+func BenchmarkEchoNetBaseline(b *testing.B) {
+	for _, size := range []int{128, 1024} {
+		b.Run(itoa(size), func(b *testing.B) {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer ln.Close()
+			go func() {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				defer c.Close()
+				buf := make([]byte, 64<<10)
+				for {
+					if _, err := io.ReadFull(c, buf[:4]); err != nil {
+						return
+					}
+					n := int(binary.BigEndian.Uint32(buf))
+					if _, err := io.ReadFull(c, buf[4:4+n]); err != nil {
+						return
+					}
+					if _, err := c.Write(buf[:4+n]); err != nil {
+						return
+					}
+				}
+			}()
+			c, err := net.Dial("tcp", ln.Addr().String())
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer c.Close()
+			req := make([]byte, 4+size)
+			binary.BigEndian.PutUint32(req, uint32(size))
+			resp := make([]byte, len(req))
+			b.SetBytes(int64(2 * len(req)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := c.Write(req); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := io.ReadFull(c, resp); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
 func itoa(n int) string {
 	if n >= 1024 {
 		return string(rune('0'+n/1024)) + "KiB"

@@ -1,12 +1,16 @@
 package getty
 
 import (
+	"compress/flate"
 	"context"
 	"crypto/tls"
+	"io"
 	"net"
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/golang/snappy"
 
 	"github.com/getty-go/getty/internal/bufpool"
 )
@@ -22,6 +26,9 @@ type tcpTransport struct {
 	rawRead
 
 	out sendQueue
+	// zr decompresses the read side once SetCompressType turned
+	// compression on; nil for raw bytes.
+	zr io.Reader
 
 	tlsTimeout time.Duration // handshake bound for TLS
 }
@@ -49,13 +56,18 @@ func (t *tcpTransport) readLoop(s *session) error { return s.readStream(t) }
 func (t *tcpTransport) readFresh(size int) (*[]byte, int, error) {
 	if t.raw == nil {
 		bp := bufpool.Get(size)
-		n, err := t.c.Read(*bp)
+		n, err := t.read(*bp)
 		return bp, n, err
 	}
 	return t.rawRead.read(t.raw, size)
 }
 
-func (t *tcpTransport) read(p []byte) (int, error) { return t.c.Read(p) }
+func (t *tcpTransport) read(p []byte) (int, error) {
+	if t.zr != nil {
+		return t.zr.Read(p)
+	}
+	return t.c.Read(p)
+}
 
 func (t *tcpTransport) setReadDeadline(d time.Time) error { return t.c.SetReadDeadline(d) }
 
@@ -83,7 +95,48 @@ func (t *tcpTransport) closeNow(linger int) {
 	t.c.Close()
 }
 
-func (t *tcpTransport) setCompress(c CompressType) bool { return c == CompressNone }
+// setCompress wraps both directions of the stream: flate (raw deflate, as
+// upstream) at the given level, or snappy's framed format. Every flush of
+// the send queue ends with a compressor flush, so each write reaches the
+// peer whole and deadlines keep applying to the socket underneath. Call it
+// before any byte flows (the new-session callback).
+func (t *tcpTransport) setCompress(c CompressType) bool {
+	var (
+		zw  flusher
+		err error
+	)
+	switch c {
+	case CompressNone:
+		t.zr = nil
+		t.out.setCompressor(nil)
+		return true
+	case CompressSnappy:
+		zw = snappy.NewBufferedWriter(t.c)
+		t.zr = snappy.NewReader(t.c)
+	case CompressZip, CompressBestSpeed, CompressBestCompression, CompressHuffman:
+		zw, err = flate.NewWriter(t.c, int(c))
+		if err != nil {
+			return false
+		}
+		t.zr = flate.NewReader(t.c)
+	default:
+		if c < CompressHuffman || c > CompressBestCompression {
+			return false
+		}
+		zw, _ = flate.NewWriter(t.c, int(c))
+		t.zr = flate.NewReader(t.c)
+	}
+	// The decompressor must see every byte, so raw reads are off.
+	t.raw = nil
+	t.out.setCompressor(zw)
+	return true
+}
+
+// flusher is a stream compressor.
+type flusher interface {
+	io.Writer
+	Flush() error
+}
 
 // sendQueue is a stream's write side. Writers append their bytes to a
 // pending buffer; one of them at a time (the flusher) hands the buffer to
@@ -97,6 +150,7 @@ func (t *tcpTransport) setCompress(c CompressType) bool { return c == CompressNo
 // bytes are pending.
 type sendQueue struct {
 	w    net.Conn
+	z    flusher // compressor in front of w; nil for raw bytes
 	mu   sync.Mutex
 	cond sync.Cond
 
@@ -116,6 +170,12 @@ type sendQueue struct {
 func (q *sendQueue) init(w net.Conn) {
 	q.w = w
 	q.cond.L = &q.mu
+}
+
+func (q *sendQueue) setCompressor(z flusher) {
+	q.mu.Lock()
+	q.z = z
+	q.mu.Unlock()
 }
 
 // bigWrite is where appending (a copy) stops paying for itself against a
@@ -226,6 +286,8 @@ func (q *sendQueue) flushLocked(extra net.Buffers, deadline time.Time) {
 	)
 	switch {
 	case extra == nil && data == nil:
+	case q.z != nil:
+		wrote, err = q.compress((*data)[:n], extra)
 	case extra == nil:
 		var m int
 		m, err = q.w.Write((*data)[:n])
@@ -257,6 +319,21 @@ func (q *sendQueue) flushLocked(extra net.Buffers, deadline time.Time) {
 		q.spare = data
 	}
 	q.cond.Broadcast()
+}
+
+// compress writes through the compressor and flushes it, so the peer can
+// decode everything written so far. It reports the uncompressed bytes
+// taken, as a plain write would.
+func (q *sendQueue) compress(data []byte, extra net.Buffers) (int64, error) {
+	var total int64
+	for _, b := range append(net.Buffers{data}, extra...) {
+		n, err := q.z.Write(b)
+		total += int64(n)
+		if err != nil {
+			return total, err
+		}
+	}
+	return total, q.z.Flush()
 }
 
 // armDeadline sets the socket's write deadline only when the armed one is
