@@ -1,7 +1,6 @@
 package getty
 
 import (
-	"compress/flate"
 	"context"
 	"crypto/tls"
 	"io"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/golang/snappy"
+	"github.com/klauspost/compress/flate"
 
 	"github.com/getty-go/getty/internal/bufpool"
 )

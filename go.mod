@@ -6,6 +6,7 @@ require (
 	github.com/dubbogo/gost v1.14.4
 	github.com/golang/snappy v1.0.0
 	github.com/gorilla/websocket v1.5.3
+	github.com/klauspost/compress v1.20.4
 	github.com/stretchr/testify v1.11.1
 	go.uber.org/goleak v1.3.0
 )
