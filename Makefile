@@ -34,4 +34,4 @@ vet:
 ## lint: gofmt, vet and staticcheck (installed on demand)
 lint: vet
 	@test -z "$$(gofmt -l .)" || (gofmt -l . && exit 1)
-	$(GO) run honnef.co/go/tools/cmd/staticcheck@2025.1.1 $(PKG)
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 $(PKG)
