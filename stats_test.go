@@ -17,7 +17,11 @@ func TestStats(t *testing.T) {
 		_, _ = c.Write(frame("abc"))
 		assert.Equal(t, "abc", readFrame(t, c))
 	}
-	st, ok := getty.EndpointStatsOf(srv)
+	// The server counts a write once it returns, which may be just after
+	// the peer has the reply.
+	var st getty.EndpointStats
+	eventually(t, "3 packages written", func() bool { st, _ = getty.EndpointStatsOf(srv); return st.WritePkgs == 3 })
+	_, ok := getty.EndpointStatsOf(srv)
 	require.True(t, ok)
 	assert.Equal(t, 1, st.SessionsOpen)
 	assert.Equal(t, uint64(1), st.SessionsTotal)
@@ -40,7 +44,9 @@ func TestStats(t *testing.T) {
 	c2 := rawDial(t, srv2)
 	_, _ = c2.Write(frame("x"))
 	assert.Equal(t, "x", readFrame(t, c2))
-	ss, ok := getty.StatsOf(<-sessCh)
+	s := <-sessCh
+	eventually(t, "1 package written", func() bool { ss, _ := getty.StatsOf(s); return ss.WritePkgs == 1 })
+	ss, ok := getty.StatsOf(s)
 	require.True(t, ok)
 	assert.Equal(t, uint64(1), ss.ReadPkgs)
 	assert.Equal(t, uint64(5), ss.WriteBytes)

@@ -1,0 +1,478 @@
+package getty
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/getty-go/getty/internal/bufpool"
+	"github.com/getty-go/getty/internal/wheel"
+)
+
+// wsCloseGrace bounds the close handshake: how long a closing session waits
+// to write its close frame and then to read the peer's close frame back.
+const wsCloseGrace = time.Second
+
+// wsWriteBufferSize is the frame buffer a connection borrows from
+// wsWriteBuffers while it writes a message (none while idle).
+const wsWriteBufferSize = 16 << 10
+
+// wsWriteBuffers lends write buffers to every WebSocket connection, so an
+// idle connection holds none (gorilla's WriteBufferPool).
+var wsWriteBuffers sync.Pool
+
+// wsTransport carries a session over a WebSocket connection (gorilla).
+//
+// Reading happens on the session's reader goroutine only: one whole message
+// at a time, handed to session.handleMessage. Writing is serialized by mu:
+// data messages (one WebSocket message per WritePkg, WriteBytes or
+// WriteBytesArray), pings, pongs and close frames all take it, so gorilla
+// never sees two writers. The only frames written without mu are the close
+// frames gorilla sends by itself when the peer breaks the protocol (1002) or
+// a message is over the read limit (1009); gorilla writes those with
+// WriteControl, which it documents as safe next to any other method, and
+// they are written on the reader goroutine while the connection is failing.
+type wsTransport struct {
+	ws      *websocket.Conn
+	raw     net.Conn // ws.NetConn(): *net.TCPConn, or *tls.Conn for WSS
+	deflate bool     // permessage-deflate was negotiated
+
+	mu        sync.Mutex // serializes every write; guards closeSent
+	closeSent bool
+
+	// dlMu orders the reader's per-message read deadline against the close
+	// grace deadline that shutdown sets, so the reader never clears it.
+	dlMu    sync.Mutex
+	closing atomic.Bool // shutdown or closeNow began
+	reading atomic.Bool // readLoop is running
+
+	s          atomic.Pointer[session] // set by readLoop, for pings
+	ping       *wheel.Timer
+	pingQueued atomic.Bool
+}
+
+func newWSTransport(ws *websocket.Conn, deflate bool) *wsTransport {
+	t := &wsTransport{ws: ws, raw: ws.NetConn(), deflate: deflate}
+	// gorilla compresses every message by default once deflate is
+	// negotiated; CompressNone means raw bytes until SetCompressType.
+	ws.EnableWriteCompression(false)
+	t.ping = wheel.Default().NewTimer(t.pingFire)
+	return t
+}
+
+func (t *wsTransport) conn() net.Conn { return t.raw }
+
+func (t *wsTransport) cork()                 {}
+func (t *wsTransport) uncork(*session) error { return nil }
+
+// setCompress switches per-message deflate for the messages written from
+// now on: flate levels turn it on (when the peer negotiated it), CompressNone
+// turns it off; snappy is not a WebSocket extension.
+func (t *wsTransport) setCompress(c CompressType) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	switch {
+	case c == CompressNone:
+		t.ws.EnableWriteCompression(false)
+		return true
+	case c >= CompressHuffman && c <= CompressBestCompression:
+		if !t.deflate {
+			return false
+		}
+		if err := t.ws.SetCompressionLevel(int(c)); err != nil {
+			return false
+		}
+		t.ws.EnableWriteCompression(true)
+		return true
+	}
+	return false
+}
+
+// ---- writing --------------------------------------------------------------
+
+// write sends first and more as one binary message before deadline.
+func (t *wsTransport) write(_ *session, first []byte, more [][]byte, _ *net.UDPAddr, deadline time.Time) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closeSent {
+		return 0, ErrSessionClosed
+	}
+	_ = t.ws.SetWriteDeadline(deadline)
+	if len(more) == 0 {
+		if err := t.ws.WriteMessage(websocket.BinaryMessage, first); err != nil {
+			return 0, err
+		}
+		return len(first), nil
+	}
+	w, err := t.ws.NextWriter(websocket.BinaryMessage)
+	if err != nil {
+		return 0, err
+	}
+	n, err := w.Write(first)
+	for i := 0; err == nil && i < len(more); i++ {
+		var m int
+		m, err = w.Write(more[i])
+		n += m
+	}
+	if cerr := w.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return 0, err
+	}
+	return n, nil
+}
+
+// control writes a control frame under mu. A close frame is written once.
+func (t *wsTransport) control(typ int, data []byte, deadline time.Time) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closeSent {
+		return websocket.ErrCloseSent
+	}
+	if typ == websocket.CloseMessage {
+		t.closeSent = true
+	}
+	return t.ws.WriteControl(typ, data, deadline)
+}
+
+// sendClose writes a close frame with code (and a reason, cut to fit).
+func (t *wsTransport) sendClose(code int, reason string, deadline time.Time) error {
+	if len(reason) > 120 {
+		reason = reason[:120]
+		for !utf8.ValidString(reason) {
+			reason = reason[:len(reason)-1]
+		}
+	}
+	return t.control(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), deadline)
+}
+
+// closeCode is what a session ending with err tells its peer.
+func closeCode(err error) int {
+	var se *SessionError
+	switch {
+	case err == nil:
+		return websocket.CloseNormalClosure
+	case errors.Is(err, ErrMsgTooLong):
+		return websocket.CloseMessageTooBig
+	case errors.As(err, &se) && se.Op == "decode":
+		return websocket.CloseInvalidFramePayloadData
+	}
+	return websocket.CloseInternalServerErr
+}
+
+// shutdown starts the close handshake: it sends a close frame (1000 for an
+// orderly close, 1009 or 1007 or 1011 for a session ending with an error),
+// then lets the reader wait for the peer's close frame for at most
+// wsCloseGrace, so the peer reads our close before the socket goes. Once the
+// reader is gone (the session's final step calls shutdown again), it closes
+// the socket.
+func (t *wsTransport) shutdown(deadline time.Time) error {
+	if t.closing.CompareAndSwap(false, true) {
+		t.stopPing()
+		d := time.Now().Add(wsCloseGrace)
+		if deadline.Before(d) {
+			d = deadline
+		}
+		code := websocket.CloseNormalClosure
+		if s := t.s.Load(); s != nil {
+			code = closeCode(s.endErr())
+		}
+		err := t.sendClose(code, "", d)
+		if err == nil && t.reading.Load() {
+			t.dlMu.Lock()
+			_ = t.raw.SetReadDeadline(d)
+			t.dlMu.Unlock()
+			return nil
+		}
+		// No handshake to wait for (no reader, or the close frame could
+		// not be written): close now, which also ends the reader.
+		t.raw.Close()
+		return nil
+	}
+	if !t.reading.Load() {
+		t.raw.Close()
+	}
+	return nil
+}
+
+func (t *wsTransport) closeNow(linger int) {
+	t.closing.Store(true)
+	t.stopPing()
+	if linger >= 0 {
+		if tc := tcpConnOf(t.raw); tc != nil {
+			_ = tc.SetLinger(linger)
+		}
+	}
+	t.raw.Close()
+}
+
+// tcpConnOf finds the TCP socket under a connection, through TLS.
+func tcpConnOf(c net.Conn) *net.TCPConn {
+	for range 4 {
+		switch cc := c.(type) {
+		case *net.TCPConn:
+			return cc
+		case interface{ NetConn() net.Conn }:
+			c = cc.NetConn()
+		default:
+			return nil
+		}
+	}
+	return nil
+}
+
+// ---- reading --------------------------------------------------------------
+
+// readLoop reads one message at a time and hands it to the session whole.
+func (t *wsTransport) readLoop(s *session) error {
+	t.s.Store(s)
+	t.reading.Store(true)
+	defer t.reading.Store(false)
+	defer t.stopPing()
+
+	t.ws.SetPongHandler(func(string) error {
+		s.UpdateActive()
+		return nil
+	})
+	t.ws.SetPingHandler(func(data string) error {
+		s.UpdateActive()
+		// A pong that cannot be written is not this read's failure: a
+		// broken connection shows up on the next read or write.
+		_ = t.control(websocket.PongMessage, []byte(data), time.Now().Add(s.WriteTimeout()))
+		return nil
+	})
+	t.ws.SetCloseHandler(func(code int, _ string) error {
+		// The peer is closing: from here on writes report the session
+		// closed rather than failing it (and reaching OnError).
+		s.closing.Store(true)
+		// Echo the peer's code, as RFC 6455 asks; nothing when we sent
+		// ours first.
+		_ = t.sendClose(code, "", time.Now().Add(wsCloseGrace))
+		return nil
+	})
+	t.armPing(s)
+
+	for {
+		limit := s.maxMsgLen.Load()
+		t.ws.SetReadLimit(limit)
+		typ, r, err := t.ws.NextReader()
+		if err != nil {
+			return t.readError(s, err, false)
+		}
+		s.UpdateActive()
+		bp, n, err := t.readMessage(s, r, int(limit))
+		if err != nil {
+			if bp != nil {
+				bufpool.Put(bp)
+			}
+			if errors.Is(err, ErrMsgTooLong) {
+				// Over the limit after inflating: gorilla only limits
+				// what arrives on the wire.
+				_ = t.sendClose(websocket.CloseMessageTooBig, "", time.Now().Add(wsCloseGrace))
+				return s.opError("read", err)
+			}
+			return t.readError(s, err, true)
+		}
+		if t.closing.Load() || s.closing.Load() {
+			// Closing: drain until the peer's close frame arrives.
+			bufpool.Put(bp)
+			continue
+		}
+		data := (*bp)[:n]
+		if typ == websocket.TextMessage && !utf8.Valid(data) {
+			bufpool.Put(bp)
+			_ = t.sendClose(websocket.CloseInvalidFramePayloadData, "invalid UTF-8 in a text message", time.Now().Add(wsCloseGrace))
+			return s.opError("read", errors.New("getty: websocket: invalid UTF-8 in a text message"))
+		}
+		err = s.handleMessage(data, nil)
+		bufpool.Put(bp)
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// readMessage reads the rest of a message into a pooled buffer, under the
+// session's read timeout, and fails with ErrMsgTooLong past limit.
+func (t *wsTransport) readMessage(s *session, r io.Reader, limit int) (*[]byte, int, error) {
+	if rt := s.ReadTimeout(); rt > 0 {
+		t.setReadDeadline(time.Now().Add(rt))
+		defer t.setReadDeadline(time.Time{})
+	}
+	bp := bufpool.Get(min(limit, 4096))
+	buf := (*bp)[:min(len(*bp), limit)] // pooled sizes round up; never read past limit
+	n := 0
+	for {
+		if n == len(buf) {
+			if n >= limit {
+				// Full at the limit: the message must end here.
+				var probe [1]byte
+				m, err := io.ReadFull(r, probe[:])
+				if m > 0 {
+					return bp, n, fmt.Errorf("%w: message over %d bytes", ErrMsgTooLong, limit)
+				}
+				if err == io.EOF {
+					return bp, n, nil
+				}
+				return bp, n, err
+			}
+			nb := bufpool.Get(min(2*len(buf), limit))
+			copy(*nb, buf[:n])
+			bufpool.Put(bp)
+			bp = nb
+			buf = (*bp)[:min(len(*bp), limit)]
+		}
+		m, err := r.Read(buf[n:])
+		n += m
+		if err == io.EOF {
+			return bp, n, nil
+		}
+		if err != nil {
+			return bp, n, err
+		}
+	}
+}
+
+// setReadDeadline sets the per-message read deadline unless the close
+// handshake has set its own.
+func (t *wsTransport) setReadDeadline(d time.Time) {
+	t.dlMu.Lock()
+	if !t.closing.Load() {
+		_ = t.raw.SetReadDeadline(d)
+	}
+	t.dlMu.Unlock()
+}
+
+// readError classifies what ended a read: nil for an orderly end (our own
+// close, the peer's normal close, or the connection ending between
+// messages, as EOF on TCP).
+func (t *wsTransport) readError(s *session, err error, inMessage bool) error {
+	if t.closing.Load() {
+		return nil // our own close
+	}
+	var ce *websocket.CloseError
+	if errors.As(err, &ce) {
+		switch ce.Code {
+		case websocket.CloseNormalClosure, websocket.CloseGoingAway, websocket.CloseNoStatusReceived:
+			return nil
+		case websocket.CloseAbnormalClosure:
+			if !inMessage {
+				return nil
+			}
+			return s.opError("read", fmt.Errorf("%w: peer closed in the middle of a message", io.ErrUnexpectedEOF))
+		}
+		return s.opError("read", err)
+	}
+	if s.closing.Load() {
+		return nil
+	}
+	switch {
+	case errors.Is(err, websocket.ErrReadLimit):
+		return s.opError("read", fmt.Errorf("%w: %v (max %d)", ErrMsgTooLong, err, s.maxMsgLen.Load()))
+	case errors.Is(err, net.ErrClosed), errors.Is(err, io.EOF) && !inMessage:
+		return nil
+	case isTimeout(err):
+		return s.opError("read", fmt.Errorf("%w: %v", ErrReadTimeout, err))
+	}
+	return s.opError("read", err)
+}
+
+// ---- pings ----------------------------------------------------------------
+
+// WebSocket pings keep intermediaries from dropping an idle connection and
+// let OnCron see a live peer through GetActive (a pong marks the session
+// active). A session pings every cron period, as upstream's OnCron path
+// did, from the process timer wheel: the wheel callback only re-arms and
+// queues the connection, and wsPinger writes the ping. A ping is skipped
+// while a write holds the connection, since the peer is then hearing from
+// us anyway.
+
+func (t *wsTransport) armPing(s *session) {
+	t.ping.Reset(time.Duration(s.cronPeriod.Load()))
+	if t.closing.Load() {
+		t.ping.Stop()
+	}
+}
+
+func (t *wsTransport) stopPing() { t.ping.Stop() }
+
+// pingFire runs on the wheel goroutine: no blocking here.
+func (t *wsTransport) pingFire() {
+	s := t.s.Load()
+	if s == nil || t.closing.Load() {
+		return
+	}
+	t.armPing(s)
+	if t.pingQueued.CompareAndSwap(false, true) && !wsPings.add(t) {
+		t.pingQueued.Store(false)
+	}
+}
+
+func (t *wsTransport) writePing() {
+	t.pingQueued.Store(false)
+	s := t.s.Load()
+	if s == nil || t.closing.Load() || !t.mu.TryLock() {
+		return
+	}
+	var err error
+	if !t.closeSent {
+		err = t.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(s.WriteTimeout()))
+	}
+	t.mu.Unlock()
+	if err != nil && !t.closing.Load() && !s.closing.Load() {
+		s.closeWith(s.opError("ping", err))
+	}
+}
+
+// wsPinger writes queued pings on one goroutine for the whole process,
+// started when a ping is queued and gone as soon as the queue is empty.
+type wsPinger struct {
+	mu      sync.Mutex
+	queue   []*wsTransport
+	running bool
+}
+
+// wsPingQueueMax bounds the queue; pings beyond it are skipped for a beat.
+const wsPingQueueMax = 1 << 16
+
+var wsPings wsPinger
+
+func (p *wsPinger) add(t *wsTransport) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.queue) >= wsPingQueueMax {
+		return false
+	}
+	p.queue = append(p.queue, t)
+	if !p.running {
+		p.running = true
+		go p.run()
+	}
+	return true
+}
+
+func (p *wsPinger) run() {
+	var batch []*wsTransport
+	for {
+		p.mu.Lock()
+		if len(p.queue) == 0 {
+			p.running = false
+			p.mu.Unlock()
+			return
+		}
+		batch, p.queue = p.queue, batch[:0]
+		p.mu.Unlock()
+		for i, t := range batch {
+			t.writePing()
+			batch[i] = nil
+		}
+	}
+}
