@@ -83,3 +83,27 @@ type transport interface {
 type handshaker interface {
 	handshake(s *session) error
 }
+
+// writeDeadline sets a connection's write deadline lazily: only when the
+// armed one is off by more than a quarter of the time left, so steady
+// writes do not touch the runtime's timers each time. A write may thus fail
+// up to a quarter of its timeout late, never early. The caller serializes
+// calls (it holds the connection's write side).
+type writeDeadline struct {
+	armed time.Time // set on the socket; zero: none
+}
+
+func (w *writeDeadline) arm(c net.Conn, d time.Time) {
+	if d.IsZero() {
+		if !w.armed.IsZero() {
+			w.armed = time.Time{}
+			_ = c.SetWriteDeadline(w.armed)
+		}
+		return
+	}
+	slack := time.Until(d) / 4
+	if w.armed.Before(d) || w.armed.After(d.Add(slack)) {
+		w.armed = d.Add(slack)
+		_ = c.SetWriteDeadline(w.armed)
+	}
+}

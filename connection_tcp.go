@@ -164,7 +164,7 @@ type sendQueue struct {
 	err      error  // sticky: the stream is broken
 	closed   bool
 
-	armed time.Time // write deadline set on the socket; zero: none
+	deadline writeDeadline
 }
 
 func (q *sendQueue) init(w net.Conn) {
@@ -279,7 +279,7 @@ func (q *sendQueue) flushLocked(extra net.Buffers, deadline time.Time) {
 	q.spare = nil
 	q.mu.Unlock()
 
-	q.armDeadline(deadline)
+	q.deadline.arm(q.w, deadline)
 	var (
 		wrote int64
 		err   error
@@ -334,25 +334,6 @@ func (q *sendQueue) compress(data []byte, extra net.Buffers) (int64, error) {
 		}
 	}
 	return total, q.z.Flush()
-}
-
-// armDeadline sets the socket's write deadline only when the armed one is
-// off by more than a quarter of the time left, so steady writes do not
-// touch the runtime's timers each time. A write may thus fail up to a
-// quarter of its timeout late, never early.
-func (q *sendQueue) armDeadline(d time.Time) {
-	if d.IsZero() {
-		if !q.armed.IsZero() {
-			q.armed = time.Time{}
-			_ = q.w.SetWriteDeadline(q.armed)
-		}
-		return
-	}
-	slack := time.Until(d) / 4
-	if q.armed.Before(d) || q.armed.After(d.Add(slack)) {
-		q.armed = d.Add(slack)
-		_ = q.w.SetWriteDeadline(q.armed)
-	}
 }
 
 func (q *sendQueue) cork() {

@@ -40,8 +40,8 @@ type udpTransport struct {
 	cur    *net.UDPAddr                    // the current datagram's peer
 	wrapFn func(any) any                   // t.wrap, made once
 
-	wmu   sync.Mutex // serializes write deadlines with their writes
-	armed time.Time  // write deadline set on the socket; zero: none
+	wmu      sync.Mutex    // serializes write deadlines with their writes
+	deadline writeDeadline // wmu held
 }
 
 // maxPeerCache bounds the peer address cache; it is cleared when full.
@@ -192,7 +192,7 @@ func (t *udpTransport) write(_ *session, first []byte, more [][]byte, peer *net.
 		}
 	}
 	t.wmu.Lock()
-	t.armDeadline(deadline)
+	t.deadline.arm(t.c, deadline)
 	var (
 		n   int
 		err error
@@ -208,23 +208,6 @@ func (t *udpTransport) write(_ *session, first []byte, more [][]byte, peer *net.
 		err = fmt.Errorf("%w: %w", errDatagram, err)
 	}
 	return n, err
-}
-
-// armDeadline sets the write deadline lazily, as sendQueue does: only when
-// the armed one is off by more than a quarter of the time left. wmu held.
-func (t *udpTransport) armDeadline(d time.Time) {
-	if d.IsZero() {
-		if !t.armed.IsZero() {
-			t.armed = time.Time{}
-			_ = t.c.SetWriteDeadline(t.armed)
-		}
-		return
-	}
-	slack := time.Until(d) / 4
-	if t.armed.Before(d) || t.armed.After(d.Add(slack)) {
-		t.armed = d.Add(slack)
-		_ = t.c.SetWriteDeadline(t.armed)
-	}
 }
 
 func (t *udpTransport) cork()                 {}
