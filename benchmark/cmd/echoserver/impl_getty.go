@@ -1,0 +1,59 @@
+//go:build getty && (!solo || solo_getty)
+
+// The getty servers are behind the "getty" build tag so the rest of the
+// harness builds while the library's core is being written. The compare
+// driver builds them with -tags "solo solo_getty getty" and, if that fails,
+// runs the other servers and says so. (The solo tags: see main.go.)
+
+package main
+
+import (
+	"fmt"
+
+	gxsync "github.com/dubbogo/gost/sync"
+	getty "github.com/getty-go/getty"
+)
+
+func init() {
+	register("getty", "this library, OnMessage inline on the read goroutine, built-in LengthFieldCodec",
+		func(addr string, _ int) (server, error) { return newGetty(addr) })
+	register("getty-pool", "this library with its own worker pool, WithServerWorkerPool(workers)",
+		func(addr string, workers int) (server, error) {
+			return newGetty(addr, getty.WithServerWorkerPool(workers))
+		})
+	register("getty-gost", "this library with WithServerTaskPool(gxsync.NewTaskPoolSimple(workers))",
+		func(addr string, workers int) (server, error) {
+			return newGetty(addr, getty.WithServerTaskPool(gxsync.NewTaskPoolSimple(workers)))
+		})
+}
+
+type gettyEcho struct{ getty.BaseListener }
+
+func (gettyEcho) OnMessage(s getty.Session, pkg interface{}) { _, _, _ = s.WritePkg(pkg, 0) }
+
+type gettyServer struct{ srv getty.Server }
+
+func newGetty(addr string, opts ...getty.ServerOption) (s *gettyServer, err error) {
+	srv := getty.NewTCPServer(append([]getty.ServerOption{getty.WithLocalAddress(addr)}, opts...)...)
+	defer func() { // as upstream, RunEventLoop may panic when it cannot listen
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%v", r)
+		}
+	}()
+	srv.RunEventLoop(func(s getty.Session) error {
+		s.SetPkgHandler(&getty.LengthFieldCodec{})
+		s.SetEventListener(&gettyEcho{})
+		s.SetMaxMsgLen(maxFrame + 4)
+		return nil
+	})
+	return &gettyServer{srv: srv}, nil
+}
+
+func (s *gettyServer) Addr() string {
+	return s.srv.(getty.StreamServer).Listener().Addr().String()
+}
+
+func (s *gettyServer) Close() error {
+	s.srv.Close()
+	return nil
+}
