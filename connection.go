@@ -59,14 +59,18 @@ type transport interface {
 	// handleMessage). A nil return is an orderly end (EOF or local close).
 	readLoop(s *session) error
 	// write sends first and more as one unit (stream bytes, one datagram,
-	// one WebSocket message) before deadline. peer is the UDP destination
-	// and nil elsewhere. It must not keep the slices after it returns.
-	write(s *session, first []byte, more [][]byte, peer *net.UDPAddr, deadline time.Time) (int, error)
+	// one WebSocket message) within timeout (<= 0: none). A timeout rather
+	// than a deadline, so gathered writes read the clock only when they
+	// reach the socket. peer is the UDP destination and nil elsewhere. It
+	// must not keep the slices after it returns.
+	write(s *session, first []byte, more [][]byte, peer *net.UDPAddr, timeout time.Duration) (int, error)
 	// cork and uncork bracket a dispatch batch: writes made in between may
-	// be gathered and flushed together at uncork. Message transports make
-	// them no-ops.
+	// be gathered and flushed together at uncork. uncork with flush false
+	// only ends the batch, so the next write flushes everything at once;
+	// uncork with flush true also writes out what is pending. Message
+	// transports make them no-ops.
 	cork()
-	uncork(s *session) error
+	uncork(s *session, flush bool) error
 	// shutdown flushes what was accepted for writing (bounded by deadline)
 	// and closes the connection; it is idempotent and makes readLoop
 	// return.
@@ -93,15 +97,16 @@ type writeDeadline struct {
 	armed time.Time // set on the socket; zero: none
 }
 
-func (w *writeDeadline) arm(c net.Conn, d time.Time) {
-	if d.IsZero() {
+func (w *writeDeadline) arm(c net.Conn, timeout time.Duration) {
+	if timeout <= 0 {
 		if !w.armed.IsZero() {
 			w.armed = time.Time{}
 			_ = c.SetWriteDeadline(w.armed)
 		}
 		return
 	}
-	slack := time.Until(d) / 4
+	d := time.Now().Add(timeout)
+	slack := timeout / 4
 	if w.armed.Before(d) || w.armed.After(d.Add(slack)) {
 		w.armed = d.Add(slack)
 		_ = c.SetWriteDeadline(w.armed)

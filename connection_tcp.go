@@ -71,14 +71,14 @@ func (t *tcpTransport) read(p []byte) (int, error) {
 
 func (t *tcpTransport) setReadDeadline(d time.Time) error { return t.c.SetReadDeadline(d) }
 
-func (t *tcpTransport) write(_ *session, first []byte, more [][]byte, _ *net.UDPAddr, deadline time.Time) (int, error) {
-	return t.out.write(first, more, deadline)
+func (t *tcpTransport) write(_ *session, first []byte, more [][]byte, _ *net.UDPAddr, timeout time.Duration) (int, error) {
+	return t.out.write(first, more, timeout)
 }
 
 func (t *tcpTransport) cork() { t.out.cork() }
 
-func (t *tcpTransport) uncork(s *session) error {
-	return t.out.uncork(time.Now().Add(s.WriteTimeout()))
+func (t *tcpTransport) uncork(s *session, flush bool) error {
+	return t.out.uncork(s.WriteTimeout(), flush)
 }
 
 func (t *tcpTransport) shutdown(deadline time.Time) error {
@@ -182,7 +182,7 @@ func (q *sendQueue) setCompressor(z flusher) {
 // writev that points at the caller's bytes.
 const bigWrite = 64 << 10
 
-func (q *sendQueue) write(first []byte, more [][]byte, deadline time.Time) (int, error) {
+func (q *sendQueue) write(first []byte, more [][]byte, timeout time.Duration) (int, error) {
 	size := len(first)
 	for _, b := range more {
 		size += len(b)
@@ -197,7 +197,7 @@ func (q *sendQueue) write(first []byte, more [][]byte, deadline time.Time) (int,
 		return 0, err
 	}
 	if size >= bigWrite {
-		return q.writeBig(first, more, size, deadline) // unlocks
+		return q.writeBig(first, more, size, timeout) // unlocks
 	}
 	start := q.appended
 	q.append(first)
@@ -214,7 +214,7 @@ func (q *sendQueue) write(first []byte, more [][]byte, deadline time.Time) (int,
 			q.cond.Wait()
 			continue
 		}
-		q.flushLocked(nil, deadline)
+		q.flushLocked(nil, timeout)
 	}
 	sent := sentOf(q.written, start, end)
 	err := q.err
@@ -248,7 +248,7 @@ func (q *sendQueue) append(b []byte) {
 
 // writeBig writes a large package without copying it: it waits for the
 // socket, then writes the pending bytes and the package in one writev.
-func (q *sendQueue) writeBig(first []byte, more [][]byte, size int, deadline time.Time) (int, error) {
+func (q *sendQueue) writeBig(first []byte, more [][]byte, size int, timeout time.Duration) (int, error) {
 	for q.flushing && q.err == nil {
 		q.cond.Wait()
 	}
@@ -263,7 +263,7 @@ func (q *sendQueue) writeBig(first []byte, more [][]byte, size int, deadline tim
 	bufs = append(bufs, more...)
 	q.appended += uint64(size)
 	end := q.appended
-	q.flushLocked(bufs, deadline)
+	q.flushLocked(bufs, timeout)
 	sent := sentOf(q.written, start, end)
 	err := q.err
 	q.mu.Unlock()
@@ -272,14 +272,14 @@ func (q *sendQueue) writeBig(first []byte, more [][]byte, size int, deadline tim
 
 // flushLocked writes the pending bytes (then extra, when given) with mu
 // held on entry and exit but released around the syscall.
-func (q *sendQueue) flushLocked(extra net.Buffers, deadline time.Time) {
+func (q *sendQueue) flushLocked(extra net.Buffers, timeout time.Duration) {
 	q.flushing = true
 	data, n := q.buf, q.pending
 	q.buf, q.pending = q.spare, 0
 	q.spare = nil
 	q.mu.Unlock()
 
-	q.deadline.arm(q.w, deadline)
+	q.deadline.arm(q.w, timeout)
 	var (
 		wrote int64
 		err   error
@@ -342,13 +342,13 @@ func (q *sendQueue) cork() {
 	q.mu.Unlock()
 }
 
-// uncork ends a batch and flushes what it gathered.
-func (q *sendQueue) uncork(deadline time.Time) error {
+// uncork ends a batch and, with flush, writes what it gathered.
+func (q *sendQueue) uncork(timeout time.Duration, flush bool) error {
 	q.mu.Lock()
 	if q.corked > 0 {
 		q.corked--
 	}
-	if q.corked > 0 || q.pending == 0 {
+	if !flush || q.corked > 0 || q.pending == 0 {
 		q.mu.Unlock()
 		return nil
 	}
@@ -358,7 +358,7 @@ func (q *sendQueue) uncork(deadline time.Time) error {
 			q.cond.Wait()
 			continue
 		}
-		q.flushLocked(nil, deadline)
+		q.flushLocked(nil, timeout)
 	}
 	err := q.err
 	q.mu.Unlock()
@@ -379,7 +379,7 @@ func (q *sendQueue) close(deadline time.Time) error {
 			q.cond.Wait()
 			continue
 		}
-		q.flushLocked(nil, deadline)
+		q.flushLocked(nil, max(time.Until(deadline), time.Millisecond))
 	}
 	if q.buf != nil {
 		bufpool.Put(q.buf)

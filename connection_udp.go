@@ -163,7 +163,7 @@ func (t *udpTransport) wrap(pkg any) any { return UDPContext{Pkg: pkg, PeerAddr:
 // defaultPeer is the endpoint's destination for writes that name none.
 func (t *udpTransport) defaultPeer() *net.UDPAddr { return t.last.Load() }
 
-func (t *udpTransport) write(_ *session, first []byte, more [][]byte, peer *net.UDPAddr, deadline time.Time) (int, error) {
+func (t *udpTransport) write(_ *session, first []byte, more [][]byte, peer *net.UDPAddr, timeout time.Duration) (int, error) {
 	var ap netip.AddrPort
 	if !t.connected {
 		if peer == nil {
@@ -192,7 +192,7 @@ func (t *udpTransport) write(_ *session, first []byte, more [][]byte, peer *net.
 		}
 	}
 	t.wmu.Lock()
-	t.deadline.arm(t.c, deadline)
+	t.deadline.arm(t.c, timeout)
 	var (
 		n   int
 		err error
@@ -210,8 +210,8 @@ func (t *udpTransport) write(_ *session, first []byte, more [][]byte, peer *net.
 	return n, err
 }
 
-func (t *udpTransport) cork()                 {}
-func (t *udpTransport) uncork(*session) error { return nil }
+func (t *udpTransport) cork()                       {}
+func (t *udpTransport) uncork(*session, bool) error { return nil }
 
 // shutdown closes the socket: a datagram write is synchronous, so there is
 // nothing to flush.

@@ -69,8 +69,8 @@ func newWSTransport(ws *websocket.Conn, deflate bool) *wsTransport {
 
 func (t *wsTransport) conn() net.Conn { return t.raw }
 
-func (t *wsTransport) cork()                 {}
-func (t *wsTransport) uncork(*session) error { return nil }
+func (t *wsTransport) cork()                       {}
+func (t *wsTransport) uncork(*session, bool) error { return nil }
 
 // setCompress switches per-message deflate for the messages written from
 // now on: flate levels turn it on (when the peer negotiated it), CompressNone
@@ -97,8 +97,9 @@ func (t *wsTransport) setCompress(c CompressType) bool {
 
 // ---- writing --------------------------------------------------------------
 
-// write sends first and more as one binary message before deadline.
-func (t *wsTransport) write(_ *session, first []byte, more [][]byte, _ *net.UDPAddr, deadline time.Time) (int, error) {
+// write sends first and more as one binary message within timeout.
+func (t *wsTransport) write(_ *session, first []byte, more [][]byte, _ *net.UDPAddr, timeout time.Duration) (int, error) {
+	deadline := time.Now().Add(timeout)
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.closeSent {

@@ -41,11 +41,11 @@ func (f *chunkStream) setReadDeadline(time.Time) error { return nil }
 func (f *chunkStream) conn() net.Conn                  { return f.c }
 func (f *chunkStream) readLoop(s *session) error       { return s.readStream(f) }
 func (f *chunkStream) cork()                           {}
-func (f *chunkStream) uncork(*session) error           { return nil }
+func (f *chunkStream) uncork(*session, bool) error     { return nil }
 func (f *chunkStream) shutdown(time.Time) error        { return nil }
 func (f *chunkStream) closeNow(int)                    {}
 func (f *chunkStream) setCompress(c CompressType) bool { return c == CompressNone }
-func (f *chunkStream) write(*session, []byte, [][]byte, *net.UDPAddr, time.Time) (int, error) {
+func (f *chunkStream) write(*session, []byte, [][]byte, *net.UDPAddr, time.Duration) (int, error) {
 	return 0, nil
 }
 

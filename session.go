@@ -640,7 +640,8 @@ func (s *session) consume() (need int, err error) {
 	buf := (*s.rbuf)[:s.rlen]
 	maxLen := int(s.maxMsgLen.Load())
 	off := 0
-	corked := false
+	corked := false    // replies are being gathered
+	unflushed := false // the batch ended before the last package: flush at the end
 	for off < len(buf) && !s.closing.Load() {
 		pkg, n, rerr := s.decode(buf[off:])
 		if rerr != nil {
@@ -669,12 +670,13 @@ func (s *session) consume() (need int, err error) {
 		}
 		off += n
 		// Gather replies while more bytes wait behind this package; the
-		// last package's reply flushes them all in one write.
+		// last package's reply then flushes them all in one write.
 		if more := off < len(buf); more != corked && s.mode == dispatchInline {
 			if more {
 				s.tr.cork()
-			} else if err := s.uncorkErr(); err != nil {
-				return 0, err
+			} else {
+				_ = s.endBatch(false)
+				unflushed = true
 			}
 			corked = more
 		}
@@ -685,7 +687,7 @@ func (s *session) consume() (need int, err error) {
 			return 0, err
 		}
 	}
-	if corked {
+	if corked || unflushed {
 		if err := s.uncorkErr(); err != nil {
 			return 0, err
 		}
@@ -824,8 +826,11 @@ func (s *session) runMessage(pkg any) {
 // uncork flushes replies gathered during a mailbox drain.
 func (s *session) uncork() { _ = s.uncorkErr() }
 
-func (s *session) uncorkErr() error {
-	if err := s.tr.uncork(s); err != nil {
+func (s *session) uncorkErr() error { return s.endBatch(true) }
+
+// endBatch ends a dispatch batch; flush writes out the gathered replies.
+func (s *session) endBatch(flush bool) error {
+	if err := s.tr.uncork(s, flush); err != nil {
 		err = s.opError("write", err)
 		s.closeWith(err)
 		return err
@@ -1034,7 +1039,7 @@ func (s *session) send(first []byte, more [][]byte, peer *net.UDPAddr, timeout t
 	if timeout <= 0 {
 		timeout = time.Duration(s.writeTimeout.Load())
 	}
-	n, err := s.tr.write(s, first, more, peer, time.Now().Add(timeout))
+	n, err := s.tr.write(s, first, more, peer, timeout)
 	if n > 0 {
 		s.writeBytes.Add(uint64(n))
 	}

@@ -28,6 +28,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"runtime/pprof"
 	"sort"
 	"strings"
 	"sync"
@@ -94,7 +95,20 @@ func main() {
 	workers := flag.Int("workers", 100, "task pool size for the *-pool/*-gost implementations")
 	statsEvery := flag.Duration("stats-every", 0, "also print a stats line this often (0: only on request)")
 	list := flag.Bool("list", false, "list implementations and exit")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	flag.Parse()
+	if *cpuprofile != "" {
+		pf, err := os.Create(*cpuprofile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "echoserver:", err)
+			os.Exit(1)
+		}
+		if err := pprof.StartCPUProfile(pf); err != nil {
+			fmt.Fprintln(os.Stderr, "echoserver:", err)
+			os.Exit(1)
+		}
+		defer func() { pprof.StopCPUProfile(); pf.Close() }()
+	}
 
 	if *list {
 		for _, n := range implNames() {
