@@ -106,3 +106,38 @@ func TestCompressNoneIsRaw(t *testing.T) {
 	_, _ = c.Write(frame("raw"))
 	assert.Equal(t, "raw", readFrame(t, c))
 }
+
+// A compressed session whose package arrived in pieces stays usable after
+// sitting idle past its read timeout (a decompressor keeps any error, so a
+// stale deadline must never fire).
+func TestCompressedIdleAfterSplitPackage(t *testing.T) {
+	rec := newRecorder(true)
+	srv := startServer(t, transports[0].newServer(t), withCodec(rec, func(s getty.Session) {
+		s.SetCompressType(getty.CompressBestSpeed)
+		s.SetReadTimeout(100 * time.Millisecond)
+	}))
+	c := rawDial(t, srv)
+	w, _ := flate.NewWriter(c, flate.BestSpeed)
+	r := flate.NewReader(c)
+	msg := frame("split in two")
+	_, _ = w.Write(msg[:5])
+	_ = w.Flush()
+	time.Sleep(20 * time.Millisecond)
+	_, _ = w.Write(msg[5:])
+	_ = w.Flush()
+	assert.Equal(t, "split in two", rec.next(t))
+	time.Sleep(300 * time.Millisecond) // idle past the read timeout
+	_, _ = w.Write(frame("later"))
+	_ = w.Flush()
+	assert.Equal(t, "later", rec.next(t))
+	_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
+	var got []byte
+	buf := make([]byte, 64)
+	for len(got) < len(msg)+len(frame("later")) {
+		n, err := r.Read(buf)
+		require.NoError(t, err)
+		got = append(got, buf[:n]...)
+	}
+	_, _, errs := rec.counts()
+	assert.Empty(t, errs)
+}

@@ -71,6 +71,9 @@ func (t *tcpTransport) read(p []byte) (int, error) {
 
 func (t *tcpTransport) setReadDeadline(d time.Time) error { return t.c.SetReadDeadline(d) }
 
+// stickyErrors: flate and snappy readers keep the first error they see.
+func (t *tcpTransport) stickyErrors() bool { return t.zr != nil }
+
 func (t *tcpTransport) write(_ *session, first []byte, more [][]byte, _ *net.UDPAddr, timeout time.Duration) (int, error) {
 	return t.out.write(first, more, timeout)
 }

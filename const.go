@@ -28,27 +28,38 @@ const (
 	WSS_SERVER   EndPointType = 9
 )
 
-// EndPointTypeStrings holds the names String returns, indexed by type.
-var EndPointTypeStrings = [...]string{
-	"UDP endpoint",
-	"UDP Client",
-	"TCP Client",
-	"WS Client",
-	"WSS Client",
-	"",
-	"",
-	"TCP Server",
-	"WS Server",
-	"WSS Server",
-}
-
-// String returns the type's name; unknown values print as their number
-// rather than panicking as an array index would.
-func (x EndPointType) String() string {
-	if x >= 0 && int(x) < len(EndPointTypeStrings) && EndPointTypeStrings[x] != "" {
-		return EndPointTypeStrings[x]
+// EndPointType_name and EndPointType_value map types to upstream's names
+// and back. They are variables because upstream exports them as such.
+var (
+	EndPointType_name = map[int32]string{
+		0: "UDP_ENDPOINT",
+		1: "UDP_CLIENT",
+		2: "TCP_CLIENT",
+		3: "WS_CLIENT",
+		4: "WSS_CLIENT",
+		7: "TCP_SERVER",
+		8: "WS_SERVER",
+		9: "WSS_SERVER",
 	}
-	return "EndPointType(" + strconv.Itoa(int(x)) + ")"
+	EndPointType_value = map[string]int32{
+		"UDP_ENDPOINT": 0,
+		"UDP_CLIENT":   1,
+		"TCP_CLIENT":   2,
+		"WS_CLIENT":    3,
+		"WSS_CLIENT":   4,
+		"TCP_SERVER":   7,
+		"WS_SERVER":    8,
+		"WSS_SERVER":   9,
+	}
+)
+
+// String returns the type's name ("TCP_SERVER"), or its number for an
+// unknown type, as upstream.
+func (x EndPointType) String() string {
+	if s, ok := EndPointType_name[int32(x)]; ok {
+		return s
+	}
+	return strconv.Itoa(int(x))
 }
 
 // CompressType selects stream compression for a connection. The values after
@@ -65,6 +76,10 @@ const (
 	CompressHuffman                      = flate.HuffmanOnly
 	CompressSnappy                       = 10
 )
+
+// MaxWheelTimeSpan is upstream's limit on timer spans (900 s), kept for
+// programs that refer to it. getty's timer wheel has no such limit.
+const MaxWheelTimeSpan = 900e9
 
 // Defaults, as upstream's.
 const (

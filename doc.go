@@ -55,7 +55,9 @@
 // # Buffers
 //
 // Read buffers come from a pool when bytes arrive and go back once every
-// package in them was consumed, so an idle connection holds none. The
+// package in them was consumed, so an idle plain TCP connection holds none
+// (on Unix; a TLS or compressed connection keeps a small buffer in its
+// reader, and WebSocket reads go through gorilla's reader). The
 // buffer passed to Reader.Read is valid only during the call. Writes are
 // copied into a pooled send buffer (large ones are written from the
 // caller's slices with writev) and the caller may reuse its slice when the

@@ -162,16 +162,40 @@ func (e *endpoint) markClosed() bool {
 	return true
 }
 
-// closeSessions closes every session the endpoint holds.
-func (e *endpoint) closeSessions() {
+func (e *endpoint) snapshot() []*session {
 	e.mu.Lock()
+	defer e.mu.Unlock()
 	all := make([]*session, 0, len(e.sessions))
 	for s := range e.sessions {
 		all = append(all, s)
 	}
-	e.mu.Unlock()
-	for _, s := range all {
-		s.Close()
+	return all
+}
+
+// closeSessions closes every session the endpoint holds. Each close may
+// wait up to its wait time to flush to a slow peer, so they run in
+// parallel (a bounded number at a time) and one stuck peer does not hold
+// up the rest.
+func (e *endpoint) closeSessions() {
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 64)
+	for _, s := range e.snapshot() {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			s.Close()
+		}()
+	}
+	wg.Wait()
+}
+
+// abortSessions closes every session's socket at once, dropping what
+// was not flushed yet; flushes in progress fail and return.
+func (e *endpoint) abortSessions() {
+	for _, s := range e.snapshot() {
+		s.CloseConn(-1)
 	}
 }
 

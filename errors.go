@@ -14,8 +14,9 @@ var (
 	// holds.
 	ErrSessionClosed = fmt.Errorf("getty: session closed: %w", netErrClosed)
 
-	// ErrSessionBlocked is returned when a write could not be accepted
-	// because the session's send path is saturated.
+	// ErrSessionBlocked is kept for upstream compatibility. getty never
+	// returns it: a saturated session pushes back by making writers wait
+	// (bounded by their timeout) instead of refusing them.
 	ErrSessionBlocked = errors.New("getty: session blocked")
 
 	// ErrNullPeerAddr is returned by a UDP endpoint write without a peer
@@ -43,8 +44,8 @@ var (
 	// ErrWriterNil reports a write on a session that has no Writer.
 	ErrWriterNil = errors.New("getty: session has no writer")
 
-	// ErrServerClosed is returned by Serve and Shutdown after the server
-	// was closed.
+	// ErrServerClosed is returned by Serve once the server was closed
+	// (Close or Shutdown).
 	ErrServerClosed = errors.New("getty: server closed")
 
 	// ErrClientClosed is returned by client calls after Close.
@@ -58,7 +59,7 @@ var (
 // net.OpError does for a socket. It is what OnError receives and what writes
 // return; Unwrap exposes the cause for errors.Is and errors.As.
 type SessionError struct {
-	Op      string // "read", "write", "decode", "encode", "open", "cron", ...
+	Op      string // "read", "write", "decode", "encode", "dispatch", or "callback" for a panic in a listener callback
 	Session string // the session's Stat-style token, {name:type:id:local<->remote}
 	Err     error
 }

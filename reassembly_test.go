@@ -38,6 +38,7 @@ func (f *chunkStream) readFresh(size int) (*[]byte, int, error) {
 }
 func (f *chunkStream) read(p []byte) (int, error)      { return f.next(p) }
 func (f *chunkStream) setReadDeadline(time.Time) error { return nil }
+func (f *chunkStream) stickyErrors() bool              { return false }
 func (f *chunkStream) conn() net.Conn                  { return f.c }
 func (f *chunkStream) readLoop(s *session) error       { return s.readStream(f) }
 func (f *chunkStream) cork()                           {}

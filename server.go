@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"sync"
 	"time"
 )
@@ -126,7 +127,7 @@ func (s *server) listen() (net.Listener, error) {
 		}
 		s.tlsCfg = cfg
 	}
-	ln, err := net.Listen("tcp", s.opts.addr)
+	ln, err := net.Listen("tcp", listenAddr(s.opts.addr))
 	if err != nil {
 		return nil, fmt.Errorf("getty: listen: %w", err)
 	}
@@ -233,9 +234,9 @@ func (s *server) Close() {
 
 func (s *server) Shutdown(ctx context.Context) error {
 	s.stopListening()
-	s.closeSessions()
 	done := make(chan struct{})
 	go func() {
+		s.closeSessions()
 		s.loops.Wait()
 		s.wg.Wait()
 		s.release()
@@ -245,6 +246,18 @@ func (s *server) Shutdown(ctx context.Context) error {
 	case <-done:
 		return nil
 	case <-ctx.Done():
+		// Out of time: drop what is still being flushed. Sessions whose
+		// callbacks are stuck end when those return.
+		s.abortSessions()
 		return ctx.Err()
 	}
+}
+
+// listenAddr accepts an address without a port, as upstream did, and
+// listens on a free port for it.
+func listenAddr(addr string) string {
+	if _, _, err := net.SplitHostPort(addr); err != nil && addr != "" {
+		return net.JoinHostPort(strings.Trim(addr, "[]"), "0")
+	}
+	return addr
 }

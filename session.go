@@ -142,9 +142,10 @@ type session struct {
 	finalOnce sync.Once
 	finalDone chan struct{}
 
-	// read buffer, owned by the reader goroutine
+	// read buffer and stream state, owned by the reader goroutine
 	rbuf *[]byte
 	rlen int
+	rs   readState
 }
 
 func newSession(ep *endpoint, tr transport) *session {
@@ -342,33 +343,50 @@ func (s *session) opError(op string, err error) error {
 
 // run is the reader goroutine: set up, open, read until the end, then
 // finish. It returns once OnClose has run.
+//
+// The frames on an idle reader's stack are kept small (setup runs and
+// returns before reading; readStream keeps its state in the session), so a
+// parked reader fits the runtime's smallest goroutine stack: 2 KiB per idle
+// connection rather than 4.
 func (s *session) run(newSession NewSessionCallback) {
+	if !s.setup(newSession) {
+		return
+	}
+	s.finish(s.tr.readLoop(s))
+}
+
+// setup takes the session from accepted to open: handshake, the
+// new-session callback, OnOpen. False means the connection was closed.
+//
+//go:noinline
+func (s *session) setup(newSession NewSessionCallback) bool {
 	s.started.Store(true)
 	if h, ok := s.tr.(handshaker); ok {
 		if err := h.handshake(s); err != nil {
 			log().Infof("getty: %s: handshake: %v", s.token(), err)
 			s.closing.Store(true)
 			s.tr.closeNow(-1)
-			return
+			return false
 		}
 	}
 	if err := s.callNewSession(newSession); err != nil {
+		s.notePanic(err)
 		log().Infof("getty: %s: new-session callback: %v", s.token(), err)
 		s.closing.Store(true)
 		s.tr.closeNow(-1)
-		return
+		return false
 	}
 	if err := s.open(); err != nil {
+		s.notePanic(err)
 		log().Infof("getty: %s: not opened: %v", s.token(), err)
 		s.closing.Store(true)
 		s.tr.closeNow(-1)
 		if s.mbox != nil {
 			s.mbox.Close(nil)
 		}
-		return
+		return false
 	}
-	err := s.tr.readLoop(s)
-	s.finish(err)
+	return true
 }
 
 func (s *session) callNewSession(cb NewSessionCallback) (err error) {
@@ -377,6 +395,14 @@ func (s *session) callNewSession(cb NewSessionCallback) (err error) {
 	}
 	defer s.recoverInto("NewSessionCallback", &err)
 	return cb(s)
+}
+
+// notePanic counts a panic that kept a session from opening; panics that
+// end an open session are counted when it ends.
+func (s *session) notePanic(err error) {
+	if s.ep != nil && errors.Is(err, ErrPanic) {
+		s.ep.counters.panics.Add(1)
+	}
 }
 
 // recoverInto turns a panic into a *PanicError in *err. Deferred only.
@@ -450,6 +476,10 @@ func (s *session) Close() { s.closeWith(nil) }
 // closeWith closes the session; a non-nil err is reported to OnError.
 func (s *session) closeWith(err error) {
 	if err != nil {
+		var se *SessionError
+		if !errors.As(err, &se) {
+			err = s.opError("callback", err)
+		}
 		s.setErr(err)
 	}
 	if !s.closing.CompareAndSwap(false, true) {
@@ -546,75 +576,105 @@ type streamConn interface {
 	// read reads into p, the free part of the buffer being filled.
 	read(p []byte) (int, error)
 	setReadDeadline(time.Time) error
+	// stickyErrors reports a reader that stays broken after an error, a
+	// timeout included (a decompressor): its deadline must never fire on
+	// an idle connection.
+	stickyErrors() bool
 }
 
 // readStream reassembles packages from a byte stream. It holds a read
 // buffer only while bytes are pending, and sets a read deadline only while
-// a package is incomplete.
+// a package is incomplete. Its own frame stays small: the work after a read
+// happens in afterRead, which is off the stack while the reader is parked.
 func (s *session) readStream(c streamConn) error {
-	var (
-		need     int       // length of the package being assembled, when known
-		started  time.Time // when the pending bytes began arriving
-		deadline time.Time // armed read deadline; zero when none
-	)
-	for {
-		if s.closing.Load() {
-			return nil
-		}
-		var (
-			n   int
-			err error
-		)
-		if s.rbuf == nil {
-			var bp *[]byte
-			bp, n, err = c.readFresh(readBufSize)
-			if n > 0 {
-				s.rbuf, s.rlen = bp, 0
-			} else if bp != nil {
-				bufpool.Put(bp)
-			}
-		} else {
-			n, err = c.read((*s.rbuf)[s.rlen:])
-		}
-		if n > 0 {
-			now := time.Now()
-			s.active.Store(now.UnixNano())
-			s.readBytes.Add(uint64(n))
-			if s.rlen == 0 {
-				started = now
-			}
-			s.rlen += n
-			var perr error
-			need, perr = s.consume()
-			if perr != nil {
-				return perr
-			}
-			if s.rlen > 0 && s.ReadTimeout() > 0 {
-				// Arm lazily: re-arming costs a runtime timer update, so
-				// keep a deadline that is still close enough.
-				want := started.Add(s.ReadTimeout())
-				if deadline.IsZero() || deadline.Before(started) || deadline.After(want) {
-					deadline = want
-					_ = c.setReadDeadline(deadline)
-				}
-			}
-		}
-		if err != nil {
-			if isTimeout(err) && !s.closing.Load() {
-				if s.rlen > 0 && !time.Now().Before(started.Add(s.ReadTimeout())) {
-					return s.opError("read", fmt.Errorf("%w: %d of %d bytes after %v", ErrReadTimeout, s.rlen, max(need, s.rlen), s.ReadTimeout()))
-				}
-				// An idle connection outlived an old deadline: clear it.
-				deadline = time.Time{}
-				if s.rlen > 0 {
-					deadline = started.Add(s.ReadTimeout())
-				}
-				_ = c.setReadDeadline(deadline)
-				continue
-			}
-			return s.readError(err)
+	for !s.closing.Load() {
+		n, err := s.fill(c)
+		if err := s.afterRead(c, n, err); err != nil || s.rs.eof {
+			return err
 		}
 	}
+	return nil
+}
+
+// readState is readStream's state between reads.
+type readState struct {
+	need     int       // length of the package being assembled, when known
+	started  time.Time // when the pending bytes began arriving
+	deadline time.Time // armed read deadline; zero when none
+	eof      bool      // the stream ended in order
+}
+
+// fill reads once: into a fresh pooled buffer when none is held, else
+// into the free part of the held one.
+func (s *session) fill(c streamConn) (int, error) {
+	if s.rbuf != nil {
+		return c.read((*s.rbuf)[s.rlen:])
+	}
+	bp, n, err := c.readFresh(readBufSize)
+	if n > 0 {
+		s.rbuf, s.rlen = bp, 0
+	} else if bp != nil {
+		bufpool.Put(bp)
+	}
+	return n, err
+}
+
+// afterRead consumes what fill read and handles its error. A nil error
+// with s.rs.eof set ends the stream in order.
+//
+//go:noinline
+func (s *session) afterRead(c streamConn, n int, err error) error {
+	rs := &s.rs
+	if n > 0 {
+		now := time.Now()
+		s.active.Store(now.UnixNano())
+		s.readBytes.Add(uint64(n))
+		if s.rlen == 0 {
+			rs.started = now
+		}
+		s.rlen += n
+		before := s.rlen
+		var perr error
+		rs.need, perr = s.consume()
+		if perr != nil {
+			return perr
+		}
+		if s.rlen > 0 && s.rlen < before {
+			// Packages completed: the timeout runs from the start of the
+			// one still incomplete, which began in this read.
+			rs.started = now
+		}
+		if s.rlen == 0 && !rs.deadline.IsZero() && c.stickyErrors() {
+			rs.deadline = time.Time{}
+			_ = c.setReadDeadline(rs.deadline)
+		}
+		if s.rlen > 0 && s.ReadTimeout() > 0 {
+			// Arm lazily: re-arming costs a runtime timer update, so keep
+			// a deadline that is still close enough.
+			want := rs.started.Add(s.ReadTimeout())
+			if rs.deadline.IsZero() || rs.deadline.Before(rs.started) || rs.deadline.After(want) {
+				rs.deadline = want
+				_ = c.setReadDeadline(rs.deadline)
+			}
+		}
+	}
+	if err == nil {
+		return nil
+	}
+	if isTimeout(err) && !s.closing.Load() {
+		if s.rlen > 0 && !time.Now().Before(rs.started.Add(s.ReadTimeout())) || c.stickyErrors() {
+			return s.opError("read", fmt.Errorf("%w: %d of %d bytes after %v", ErrReadTimeout, s.rlen, max(rs.need, s.rlen), s.ReadTimeout()))
+		}
+		// An idle connection outlived an old deadline: clear it.
+		rs.deadline = time.Time{}
+		if s.rlen > 0 {
+			rs.deadline = rs.started.Add(s.ReadTimeout())
+		}
+		_ = c.setReadDeadline(rs.deadline)
+		return nil
+	}
+	rs.eof = true
+	return s.readError(err)
 }
 
 func isTimeout(err error) bool {

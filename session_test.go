@@ -1,6 +1,7 @@
 package getty_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -78,9 +79,9 @@ func TestSessionSurface(t *testing.T) {
 	assert.Nil(t, s.GetAttribute("k"))
 	assert.Equal(t, c.LocalAddr().String(), s.RemoteAddr())
 	assert.Equal(t, getty.TCP_SERVER, s.EndPoint().EndPointType())
-	assert.Equal(t, "TCP Server", s.EndPoint().EndPointType().String())
-	assert.Equal(t, "EndPointType(42)", getty.EndPointType(42).String())
-	assert.True(t, strings.HasPrefix(s.Stat(), "session {surface:TCP Server:"), s.Stat())
+	assert.Equal(t, "TCP_SERVER", s.EndPoint().EndPointType().String())
+	assert.Equal(t, "42", getty.EndPointType(42).String())
+	assert.True(t, strings.HasPrefix(s.Stat(), "session {surface:TCP_SERVER:"), s.Stat())
 	assert.False(t, s.IsClosed())
 	n, err := s.WriteBytesArray(frame("a"), frame("bc"))
 	require.NoError(t, err)
@@ -475,4 +476,83 @@ func TestShutdown(t *testing.T) {
 	_, err := net.Dial("tcp", srv.Addr().String())
 	assert.Error(t, err, "listener closed")
 	srv.Close() // idempotent after Shutdown
+}
+
+// An address without a port listens on a free one, as upstream.
+func TestListenAddressWithoutPort(t *testing.T) {
+	srv := startServer(t, getty.NewTCPServer(getty.WithLocalAddress("127.0.0.1")), withCodec(newRecorder(true)))
+	c := rawDial(t, srv)
+	_, _ = c.Write(frame("p"))
+	assert.Equal(t, "p", readFrame(t, c))
+}
+
+// A peer that streams without pause, every write ending in the middle of a
+// package, is not cut off by the read timeout: it bounds one package, not
+// a busy connection.
+func TestSteadyStreamSplitPackages(t *testing.T) {
+	rec := newRecorder(true)
+	srv := startServer(t, transports[0].newServer(t), withCodec(rec, func(s getty.Session) { s.SetReadTimeout(150 * time.Millisecond) }))
+	c := rawDial(t, srv)
+	go func() { // drain the echoes
+		buf := make([]byte, 64<<10)
+		for {
+			if _, err := c.Read(buf); err != nil {
+				return
+			}
+		}
+	}()
+	// Every write carries the end of one package and the start of the
+	// next, so no read ever ends on a package boundary.
+	frames := make([][]byte, 200)
+	for i := range frames {
+		frames[i] = frame(fmt.Sprintf("package %03d", i))
+	}
+	_, err := c.Write(frames[0][:5])
+	require.NoError(t, err)
+	for i := 0; i < len(frames); i++ {
+		chunk := append([]byte(nil), frames[i][5:]...)
+		if i+1 < len(frames) {
+			chunk = append(chunk, frames[i+1][:5]...)
+		}
+		_, err := c.Write(chunk)
+		require.NoError(t, err)
+		time.Sleep(3 * time.Millisecond) // about 600 ms in all, 4 read timeouts
+	}
+	eventually(t, "200 packages", func() bool { rec.mu.Lock(); defer rec.mu.Unlock(); return len(rec.msgs) == 200 })
+	_, closes, errs := rec.counts()
+	assert.Zero(t, closes)
+	assert.Empty(t, errs)
+}
+
+// Shutdown honours its context even while a session is stuck flushing to
+// a peer that does not read: it returns ctx.Err() on time and the
+// sessions still close.
+func TestShutdownStuckFlush(t *testing.T) {
+	sessCh := make(chan getty.Session, 1)
+	rec := newRecorder(false)
+	srv := transports[0].newServer(t)
+	srv.RunEventLoop(withCodec(rec, func(s getty.Session) { s.SetWaitTime(10 * time.Second); sessCh <- s }))
+	c := rawDial(t, srv) // never reads
+	s := <-sessCh
+	writing := make(chan struct{})
+	go func() {
+		close(writing)
+		big := strings.Repeat("x", 60<<10)
+		for i := 0; i < 1000; i++ {
+			if _, _, err := s.WritePkg(big, 10*time.Second); err != nil {
+				return
+			}
+		}
+	}()
+	<-writing
+	time.Sleep(200 * time.Millisecond) // the socket buffers fill, the writer blocks
+	ctx, cancel := contextWithTimeout(100 * time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	err := srv.Shutdown(ctx)
+	assert.ErrorIs(t, err, context.DeadlineExceeded)
+	assert.Less(t, time.Since(start), 2*time.Second)
+	waitEOF(t, c)
+	rec.waitClosed(t, 1)
+	srv.Close()
 }

@@ -95,7 +95,7 @@ func (u *udpEndpoint) bind() (*net.UDPConn, error) {
 	if u.bound {
 		return nil, errors.New("getty: UDP endpoint already running")
 	}
-	pc, err := net.ListenPacket("udp", u.opts.addr)
+	pc, err := net.ListenPacket("udp", listenAddr(u.opts.addr))
 	if err != nil {
 		return nil, fmt.Errorf("getty: listen: %w", err)
 	}
