@@ -43,8 +43,11 @@ type Mailbox struct {
 	onPanic    func(any)
 
 	mu        sync.Mutex
-	notFull   sync.Cond // Posts wait here while the ring is full
-	buf       []message
+	notFull   sync.Cond  // Posts wait here while the ring is full
+	capacity  int        // ring size
+	rings     *sync.Pool // rings of this size, shared by mailboxes
+	ring      *[]message // borrowed from rings while messages are queued; nil when idle
+	buf       []message  // *ring, or nil
 	head, n   int
 	waiters   int    // Posts waiting on notFull
 	scheduled bool   // a drain is queued or running; owns the right to run messages, hooks and final
@@ -56,7 +59,8 @@ type Mailbox struct {
 
 // NewMailbox creates a mailbox drained by ex whose drains are submitted with the given key (sessions sharing a
 // Pool queue share its worker; use the session id). capacity <= 0 means DefaultMailboxCapacity, budget <= 0 means
-// DefaultMailboxBudget. The ring is allocated here, once.
+// DefaultMailboxBudget. The ring is borrowed from a pool while messages are queued and returned when the mailbox
+// drains empty, so an idle session holds none.
 func NewMailbox(ex Executor, key uint64, capacity, budget int) *Mailbox {
 	if ex == nil {
 		panic("dispatch: NewMailbox with nil Executor")
@@ -67,7 +71,7 @@ func NewMailbox(ex Executor, key uint64, capacity, budget int) *Mailbox {
 	if budget <= 0 {
 		budget = DefaultMailboxBudget
 	}
-	m := &Mailbox{ex: ex, key: key, budget: budget, buf: make([]message, capacity)}
+	m := &Mailbox{ex: ex, key: key, budget: budget, capacity: capacity, rings: ringPool(capacity)}
 	m.yielder, _ = ex.(yielder)
 	m.notFull.L = &m.mu
 	m.drainFn = m.drain
@@ -107,7 +111,7 @@ func (m *Mailbox) Post(fn func(arg any), arg any) bool {
 		panic("dispatch: Mailbox.Post with nil fn")
 	}
 	m.mu.Lock()
-	for m.n == len(m.buf) && !m.closed && !m.dead {
+	for m.n == m.capacity && !m.closed && !m.dead {
 		m.waiters++
 		m.notFull.Wait()
 		m.waiters--
@@ -115,6 +119,10 @@ func (m *Mailbox) Post(fn func(arg any), arg any) bool {
 	if m.closed || m.dead {
 		m.mu.Unlock()
 		return false
+	}
+	if m.buf == nil {
+		m.ring = m.rings.Get().(*[]message)
+		m.buf = *m.ring
 	}
 	i := m.head + m.n
 	if i >= len(m.buf) {
@@ -212,6 +220,7 @@ func (m *Mailbox) drain() {
 		m.mu.Lock()
 		if m.n == 0 {
 			m.scheduled = false
+			m.releaseRingLocked()
 			f := m.takeFinalLocked()
 			m.mu.Unlock()
 			if f != nil {
@@ -245,7 +254,8 @@ func (m *Mailbox) abandon() {
 	m.mu.Lock()
 	m.dead = true
 	clear(m.buf)
-	m.head, m.n = 0, 0
+	m.n = 0
+	m.releaseRingLocked()
 	m.scheduled = false
 	if m.waiters > 0 {
 		m.notFull.Broadcast()
@@ -276,4 +286,27 @@ func (m *Mailbox) recoverPanic() {
 	if r := recover(); r != nil {
 		reportPanic(m.onPanic, r)
 	}
+}
+
+// releaseRingLocked gives the (empty) ring back to its pool.
+func (m *Mailbox) releaseRingLocked() {
+	if m.ring == nil {
+		return
+	}
+	m.rings.Put(m.ring)
+	m.ring, m.buf, m.head = nil, nil, 0
+}
+
+// ringPools holds one pool of rings per mailbox capacity.
+var ringPools sync.Map // int -> *sync.Pool
+
+func ringPool(capacity int) *sync.Pool {
+	if p, ok := ringPools.Load(capacity); ok {
+		return p.(*sync.Pool)
+	}
+	p, _ := ringPools.LoadOrStore(capacity, &sync.Pool{New: func() any {
+		r := make([]message, capacity)
+		return &r
+	}})
+	return p.(*sync.Pool)
 }
