@@ -19,6 +19,7 @@ type transport struct {
 	newServer func(t *testing.T, opts ...getty.ServerOption) getty.Server
 	newClient func(t *testing.T, srv getty.Server, opts ...getty.ClientOption) getty.Client
 	stream    bool // bytes may split and merge (tcp, tls): raw framing tests apply
+	packet    bool // one server session for every peer (udp)
 }
 
 var transports = []transport{
