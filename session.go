@@ -968,31 +968,24 @@ func (s *session) WritePkg(pkg any, timeout time.Duration) (int, int, error) {
 		bp   *[]byte
 	)
 	if s.appender != nil {
+		// Encode into a pooled scratch buffer (the transport copies or
+		// writes it before send returns); one that append outgrew is left
+		// to the collector and the scratch goes back.
 		bp = bufpool.Get(4096)
+		defer bufpool.Put(bp)
 		data, err = s.encodeAppend((*bp)[:0], pkg)
 	} else {
 		data, err = s.encode(pkg)
 	}
+	if err != nil {
+		return 0, 0, err
+	}
+	n, err := s.send(data, nil, peer, timeout)
 	if err == nil {
-		var n int
-		n, err = s.send(data, nil, peer, timeout)
-		if err == nil {
-			s.writePkgs.Add(1)
-		}
-		if bp != nil {
-			putScratch(bp, data)
-		}
-		return len(data), n, err
+		s.writePkgs.Add(1)
 	}
-	if bp != nil {
-		bufpool.Put(bp)
-	}
-	return 0, 0, err
+	return len(data), n, err
 }
-
-// putScratch returns an encoding buffer to the pool; a larger one that
-// append grew it into is left to the collector.
-func putScratch(bp *[]byte, _ []byte) { bufpool.Put(bp) }
 
 func (s *session) encodeAppend(dst []byte, pkg any) (data []byte, err error) {
 	defer func() {
