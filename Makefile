@@ -3,7 +3,7 @@ GO        ?= go
 FUZZTIME  ?= 30s
 PKG       := ./...
 
-.PHONY: test demo bench bench-compare fuzz lint vet
+.PHONY: test demo bench bench-compare fuzz lint vet interop
 
 ## test: the whole suite with the race detector (fuzz seed corpora included)
 test:
@@ -13,6 +13,14 @@ test:
 ## demo: a server and clients exchanging messages in one process
 demo:
 	$(GO) run ./examples/echo
+
+## interop: the WebSocket transport against peers getty did not write: the ws
+## package (Node.js) as client and server, and headless Chromium (a page's
+## WebSocket, and examples/chat with two pages). Needs node/npm and chromium;
+## .ci/run installs chromium when it is missing. See interop/README.md.
+interop:
+	cd interop && npm ci --no-audit --no-fund
+	GETTY_INTEROP=1 $(GO) test -count=1 -v -timeout 5m ./interop/
 
 ## bench: in-package benchmarks (allocations per message, dispatch, wheel, codecs)
 bench:

@@ -193,8 +193,15 @@ func (t *wsTransport) shutdown(deadline time.Time) error {
 			t.dlMu.Unlock()
 			return nil
 		}
-		// No handshake to wait for (no reader, or the close frame could
-		// not be written): close now, which also ends the reader.
+		if !t.reading.Load() {
+			// The reader failed (and usually sent its close code, 1009
+			// or 1007): let the peer read that close frame before the
+			// socket goes, or unread input turns the close into a reset.
+			t.lingerClose(d)
+			return nil
+		}
+		// The close frame could not be written: close now, which also
+		// ends the reader.
 		t.raw.Close()
 		return nil
 	}
@@ -202,6 +209,17 @@ func (t *wsTransport) shutdown(deadline time.Time) error {
 		t.raw.Close()
 	}
 	return nil
+}
+
+// lingerClose half-closes the connection, discards what the peer still
+// sends until it closes or d passes, then closes.
+func (t *wsTransport) lingerClose(d time.Time) {
+	if tc, ok := t.raw.(*net.TCPConn); ok {
+		_ = tc.CloseWrite()
+	}
+	_ = t.raw.SetReadDeadline(d)
+	_, _ = io.CopyN(io.Discard, t.raw, 1<<20)
+	t.raw.Close()
 }
 
 func (t *wsTransport) closeNow(linger int) {
@@ -250,7 +268,15 @@ func (t *wsTransport) readLoop(s *session) error {
 		_ = t.control(websocket.PongMessage, []byte(data), time.Now().Add(s.WriteTimeout()))
 		return nil
 	})
-	t.ws.SetCloseHandler(func(code int, _ string) error {
+	t.ws.SetCloseHandler(func(code int, text string) error {
+		// A peer closing with an error or application code ends the
+		// session with that error (for OnError), recorded before closing
+		// is set, which makes later read errors count as orderly.
+		switch code {
+		case websocket.CloseNormalClosure, websocket.CloseGoingAway, websocket.CloseNoStatusReceived:
+		default:
+			s.setErr(s.opError("read", &websocket.CloseError{Code: code, Text: text}))
+		}
 		// The peer is closing: from here on writes report the session
 		// closed rather than failing it (and reaching OnError).
 		s.closing.Store(true)
@@ -263,7 +289,14 @@ func (t *wsTransport) readLoop(s *session) error {
 
 	for {
 		limit := s.maxMsgLen.Load()
-		t.ws.SetReadLimit(limit)
+		// gorilla limits the bytes on the wire; a compressed message of
+		// exactly the limit may be a little longer there. readMessage
+		// checks the exact limit once inflated.
+		wire := limit
+		if t.deflate {
+			wire += limit/8 + 1024
+		}
+		t.ws.SetReadLimit(wire)
 		typ, r, err := t.ws.NextReader()
 		if err != nil {
 			return t.readError(s, err, false)
