@@ -208,7 +208,7 @@ func (c *LengthFieldCodec) Read(_ Session, buf []byte) (any, int, error) {
 	}
 	payload := int64(field) + int64(c.Adjustment)
 	if payload < 0 {
-		return nil, 0, fmt.Errorf("getty: LengthFieldCodec: negative payload length %d", payload)
+		return nil, 0, fmt.Errorf("%w: negative payload length %d", ErrBadLength, payload)
 	}
 	if c.MaxLength > 0 && payload > int64(c.MaxLength) {
 		return nil, 0, fmt.Errorf("%w: payload %d > %d", ErrMsgTooLong, payload, c.MaxLength)

@@ -3,8 +3,10 @@ package getty
 import (
 	"context"
 	"crypto/tls"
+	"fmt"
 	"io"
 	"net"
+	"os"
 	"sync"
 	"syscall"
 	"time"
@@ -86,6 +88,17 @@ func (t *tcpTransport) uncork(s *session, flush bool) error {
 
 func (t *tcpTransport) shutdown(deadline time.Time) error {
 	err := t.out.close(deadline)
+	if t.tcp != nil && t.c != net.Conn(t.tcp) {
+		// tls.Conn.Close writes a close_notify under its own 5 s deadline;
+		// a peer that stopped reading must not hold Close that long.
+		if err != nil {
+			t.tcp.Close()
+		} else {
+			grace := min(max(time.Until(deadline), 10*time.Millisecond), time.Second)
+			timer := time.AfterFunc(grace, func() { t.tcp.Close() })
+			defer timer.Stop()
+		}
+	}
 	t.c.Close()
 	return err
 }
@@ -212,9 +225,10 @@ func (q *sendQueue) write(first []byte, more [][]byte, timeout time.Duration) (i
 		q.mu.Unlock()
 		return size, nil
 	}
+	var dl time.Time
 	for q.written < end && q.err == nil {
 		if q.flushing {
-			q.cond.Wait()
+			q.waitLocked(&dl, timeout)
 			continue
 		}
 		q.flushLocked(nil, timeout)
@@ -252,8 +266,9 @@ func (q *sendQueue) append(b []byte) {
 // writeBig writes a large package without copying it: it waits for the
 // socket, then writes the pending bytes and the package in one writev.
 func (q *sendQueue) writeBig(first []byte, more [][]byte, size int, timeout time.Duration) (int, error) {
+	var dl time.Time
 	for q.flushing && q.err == nil {
-		q.cond.Wait()
+		q.waitLocked(&dl, timeout)
 	}
 	if q.err != nil {
 		err := q.err
@@ -339,6 +354,39 @@ func (q *sendQueue) compress(data []byte, extra net.Buffers) (int64, error) {
 	return total, q.z.Flush()
 }
 
+// waitLocked waits (mu held) for the flusher to finish, but not past this
+// caller's own deadline (*dl, set from timeout on the first wait). When the
+// deadline passes with the flusher still stuck, the peer is not reading:
+// the stream is failed and the socket closed, which also releases the
+// flusher, so every writer returns within about its own timeout.
+func (q *sendQueue) waitLocked(dl *time.Time, timeout time.Duration) {
+	if timeout <= 0 {
+		q.cond.Wait()
+		return
+	}
+	now := time.Now()
+	if dl.IsZero() {
+		*dl = now.Add(timeout)
+	}
+	if !now.Before(*dl) {
+		if q.err == nil {
+			q.err = fmt.Errorf("%w: write waited %v for the connection", os.ErrDeadlineExceeded, timeout)
+		}
+		q.w.Close()
+		q.cond.Broadcast()
+		return
+	}
+	t := time.AfterFunc(dl.Sub(now), q.wake)
+	q.cond.Wait()
+	t.Stop()
+}
+
+func (q *sendQueue) wake() {
+	q.mu.Lock()
+	q.cond.Broadcast()
+	q.mu.Unlock()
+}
+
 func (q *sendQueue) cork() {
 	q.mu.Lock()
 	q.corked++
@@ -356,9 +404,10 @@ func (q *sendQueue) uncork(timeout time.Duration, flush bool) error {
 		return nil
 	}
 	end := q.appended
+	var dl time.Time
 	for q.written < end && q.err == nil {
 		if q.flushing {
-			q.cond.Wait()
+			q.waitLocked(&dl, timeout)
 			continue
 		}
 		q.flushLocked(nil, timeout)
@@ -377,12 +426,14 @@ func (q *sendQueue) close(deadline time.Time) error {
 	}
 	q.closed = true
 	q.corked = 0
+	timeout := max(time.Until(deadline), time.Millisecond)
+	var dl time.Time
 	for q.err == nil && (q.pending > 0 || q.flushing) {
 		if q.flushing {
-			q.cond.Wait()
+			q.waitLocked(&dl, timeout)
 			continue
 		}
-		q.flushLocked(nil, max(time.Until(deadline), time.Millisecond))
+		q.flushLocked(nil, timeout)
 	}
 	if q.buf != nil {
 		bufpool.Put(q.buf)

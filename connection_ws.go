@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -44,7 +45,7 @@ type wsTransport struct {
 	raw     net.Conn // ws.NetConn(): *net.TCPConn, or *tls.Conn for WSS
 	deflate bool     // permessage-deflate was negotiated
 
-	mu        sync.Mutex // serializes every write; guards closeSent
+	mu        writeLock // serializes every write; guards closeSent
 	closeSent bool
 
 	// dlMu orders the reader's per-message read deadline against the close
@@ -59,7 +60,7 @@ type wsTransport struct {
 }
 
 func newWSTransport(ws *websocket.Conn, deflate bool) *wsTransport {
-	t := &wsTransport{ws: ws, raw: ws.NetConn(), deflate: deflate}
+	t := &wsTransport{ws: ws, raw: ws.NetConn(), deflate: deflate, mu: newWriteLock()}
 	// gorilla compresses every message by default once deflate is
 	// negotiated; CompressNone means raw bytes until SetCompressType.
 	ws.EnableWriteCompression(false)
@@ -76,8 +77,8 @@ func (t *wsTransport) uncork(*session, bool) error { return nil }
 // now on: flate levels turn it on (when the peer negotiated it), CompressNone
 // turns it off; snappy is not a WebSocket extension.
 func (t *wsTransport) setCompress(c CompressType) bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
+	t.mu.lock()
+	defer t.mu.unlock()
 	switch {
 	case c == CompressNone:
 		t.ws.EnableWriteCompression(false)
@@ -99,9 +100,15 @@ func (t *wsTransport) setCompress(c CompressType) bool {
 
 // write sends first and more as one binary message within timeout.
 func (t *wsTransport) write(_ *session, first []byte, more [][]byte, _ *net.UDPAddr, timeout time.Duration) (int, error) {
+	if !t.mu.lockWithin(timeout) {
+		// Another write has held the connection for this call's whole
+		// timeout: the peer is not reading. Fail the connection, which
+		// also releases that writer.
+		t.closeRaw()
+		return 0, fmt.Errorf("%w: write waited %v for the connection", os.ErrDeadlineExceeded, timeout)
+	}
+	defer t.mu.unlock()
 	deadline := time.Now().Add(timeout)
-	t.mu.Lock()
-	defer t.mu.Unlock()
 	if t.closeSent {
 		return 0, ErrSessionClosed
 	}
@@ -133,8 +140,10 @@ func (t *wsTransport) write(_ *session, first []byte, more [][]byte, _ *net.UDPA
 
 // control writes a control frame under mu. A close frame is written once.
 func (t *wsTransport) control(typ int, data []byte, deadline time.Time) error {
-	t.mu.Lock()
-	defer t.mu.Unlock()
+	if !t.mu.lockWithin(time.Until(deadline)) {
+		return fmt.Errorf("%w: control frame waited for the connection", os.ErrDeadlineExceeded)
+	}
+	defer t.mu.unlock()
 	if t.closeSent {
 		return websocket.ErrCloseSent
 	}
@@ -202,11 +211,11 @@ func (t *wsTransport) shutdown(deadline time.Time) error {
 		}
 		// The close frame could not be written: close now, which also
 		// ends the reader.
-		t.raw.Close()
+		t.closeRaw()
 		return nil
 	}
 	if !t.reading.Load() {
-		t.raw.Close()
+		t.closeRaw()
 	}
 	return nil
 }
@@ -214,12 +223,21 @@ func (t *wsTransport) shutdown(deadline time.Time) error {
 // lingerClose half-closes the connection, discards what the peer still
 // sends until it closes or d passes, then closes.
 func (t *wsTransport) lingerClose(d time.Time) {
-	if tc, ok := t.raw.(*net.TCPConn); ok {
-		_ = tc.CloseWrite()
+	switch c := t.raw.(type) {
+	case *net.TCPConn:
+		_ = c.CloseWrite()
+	case interface{ CloseWrite() error }:
+		// TLS: a close_notify tells the peer we are done; bounded like
+		// closeRaw, since it is written under tls's own 5 s deadline.
+		if tc := tcpConnOf(t.raw); tc != nil {
+			timer := time.AfterFunc(100*time.Millisecond, func() { tc.Close() })
+			_ = c.CloseWrite()
+			timer.Stop()
+		}
 	}
 	_ = t.raw.SetReadDeadline(d)
 	_, _ = io.CopyN(io.Discard, t.raw, 1<<20)
-	t.raw.Close()
+	t.closeRaw()
 }
 
 func (t *wsTransport) closeNow(linger int) {
@@ -230,7 +248,7 @@ func (t *wsTransport) closeNow(linger int) {
 			_ = tc.SetLinger(linger)
 		}
 	}
-	t.raw.Close()
+	t.closeRaw()
 }
 
 // tcpConnOf finds the TCP socket under a connection, through TLS.
@@ -453,14 +471,14 @@ func (t *wsTransport) pingFire() {
 func (t *wsTransport) writePing() {
 	t.pingQueued.Store(false)
 	s := t.s.Load()
-	if s == nil || t.closing.Load() || !t.mu.TryLock() {
+	if s == nil || t.closing.Load() || !t.mu.tryLock() {
 		return
 	}
 	var err error
 	if !t.closeSent {
 		err = t.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(s.WriteTimeout()))
 	}
-	t.mu.Unlock()
+	t.mu.unlock()
 	if err != nil && !t.closing.Load() && !s.closing.Load() {
 		s.closeWith(s.opError("ping", err))
 	}
@@ -508,5 +526,55 @@ func (p *wsPinger) run() {
 			t.writePing()
 			batch[i] = nil
 		}
+	}
+}
+
+// closeRaw closes the connection. Over TLS, tls.Conn.Close writes a
+// close_notify under its own 5 s deadline; a peer that stopped reading must
+// not hold the close that long, so the socket underneath goes after a
+// short grace.
+func (t *wsTransport) closeRaw() {
+	if tc := tcpConnOf(t.raw); tc != nil && net.Conn(tc) != t.raw {
+		timer := time.AfterFunc(100*time.Millisecond, func() { tc.Close() })
+		defer timer.Stop()
+	}
+	t.raw.Close()
+}
+
+// writeLock serializes a connection's writers like a mutex, but a writer
+// can give up after its own timeout instead of queueing behind a write
+// that is stuck on a peer that does not read.
+type writeLock chan struct{}
+
+func newWriteLock() writeLock { return make(writeLock, 1) }
+
+func (l writeLock) lock()   { l <- struct{}{} }
+func (l writeLock) unlock() { <-l }
+
+func (l writeLock) tryLock() bool {
+	select {
+	case l <- struct{}{}:
+		return true
+	default:
+		return false
+	}
+}
+
+// lockWithin locks, waiting at most d (d <= 0: as long as it takes).
+func (l writeLock) lockWithin(d time.Duration) bool {
+	if l.tryLock() {
+		return true
+	}
+	if d <= 0 {
+		l.lock()
+		return true
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case l <- struct{}{}:
+		return true
+	case <-t.C:
+		return false
 	}
 }

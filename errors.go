@@ -27,6 +27,10 @@ var (
 	// the session's maximum message length (see Session.SetMaxMsgLen).
 	ErrMsgTooLong = errors.New("getty: message too long")
 
+	// ErrBadLength reports a length field a built-in codec cannot accept,
+	// such as one that comes out negative after its adjustment.
+	ErrBadLength = errors.New("getty: invalid length field")
+
 	// ErrReaderContract reports a Reader that broke the contract documented
 	// on Reader: a package with a length <= 0, a length beyond the buffer,
 	// or no progress on a full buffer.

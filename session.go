@@ -774,17 +774,18 @@ func (s *session) compact(off, need, maxLen int) error {
 		copy(buf, buf[off:s.rlen])
 		s.rlen = rest
 	}
-	if s.rlen < len(buf) && need <= len(buf) {
+	if s.rlen < len(buf) {
 		return nil
 	}
-	// Full, or a known package that does not fit: grow, never past the
-	// max message length.
-	want := need
-	if want <= len(buf) {
-		if len(buf) >= maxLen {
-			return s.opError("decode", fmt.Errorf("%w: no package within %d bytes (max %d)", ErrMsgTooLong, s.rlen, maxLen))
-		}
-		want = min(2*len(buf), maxLen)
+	// Full: grow, doubling, so a peer that declares a large package pays
+	// with the bytes it sends before the buffer does; never past the
+	// package's length when it is known, nor the max message length.
+	if len(buf) >= maxLen {
+		return s.opError("decode", fmt.Errorf("%w: no package within %d bytes (max %d)", ErrMsgTooLong, s.rlen, maxLen))
+	}
+	want := min(2*len(buf), maxLen)
+	if need > len(buf) {
+		want = min(want, need)
 	}
 	nb := bufpool.Get(want)
 	copy(*nb, buf[:s.rlen])
