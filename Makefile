@@ -1,9 +1,10 @@
 # getty: the commands a developer and CI run. See README.md.
 GO        ?= go
 FUZZTIME  ?= 30s
+SOAK_DURATION ?= 10m
 PKG       := ./...
 
-.PHONY: test demo bench bench-compare fuzz lint vet interop
+.PHONY: test demo bench bench-compare fuzz lint vet soak fault interop
 
 ## test: the whole suite with the race detector (fuzz seed corpora included)
 test:
@@ -43,3 +44,11 @@ vet:
 lint: vet
 	@test -z "$$(gofmt -l .)" || (gofmt -l . && exit 1)
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 $(PKG)
+
+## soak: mixed load, client reconnects and server restarts for SOAK_DURATION (test/soak)
+soak:
+	$(GO) run ./test/soak -duration $(SOAK_DURATION)
+
+## fault: a client pool through toxiproxy faults (test/fault, its own module)
+fault:
+	cd test/fault && $(GO) test -race -count=1 -v .
