@@ -68,6 +68,7 @@ type SessionError struct {
 	Err     error
 }
 
+// Error says which operation failed on which session, and why.
 func (e *SessionError) Error() string {
 	return "getty: " + e.Op + " " + e.Session + ": " + e.Err.Error()
 }
@@ -83,6 +84,7 @@ type PanicError struct {
 	Stack    []byte // the panicking goroutine's stack
 }
 
+// Error gives the callback, the panic value and the stack.
 func (e *PanicError) Error() string {
 	return fmt.Sprintf("getty: panic in %s: %v\n%s", e.Callback, e.Value, e.Stack)
 }

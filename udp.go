@@ -20,6 +20,7 @@ type UDPContext struct {
 	PeerAddr *net.UDPAddr
 }
 
+// String prints the package and the peer, as upstream.
 func (c UDPContext) String() string {
 	return fmt.Sprintf("{pkg:%#v, peer addr:%s}", c.Pkg, c.PeerAddr)
 }
