@@ -133,7 +133,6 @@ type session struct {
 	cronBusy atomic.Bool
 
 	// life cycle
-	started   atomic.Bool // reader goroutine is running the session
 	opened    atomic.Bool // OnOpen succeeded: OnClose is owed
 	ended     atomic.Bool // final ran: counted in the endpoint's totals
 	closing   atomic.Bool
@@ -360,7 +359,6 @@ func (s *session) run(newSession NewSessionCallback) {
 //
 //go:noinline
 func (s *session) setup(newSession NewSessionCallback) bool {
-	s.started.Store(true)
 	if h, ok := s.tr.(handshaker); ok {
 		if err := h.handshake(s); err != nil {
 			log().Infof("getty: %s: handshake: %v", s.token(), err)
