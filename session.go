@@ -527,6 +527,11 @@ func (s *session) final() {
 			s.ep.noteEnd(s, err)
 		}
 		if err != nil {
+			if errors.Is(err, ErrPanic) {
+				// As upstream, a recovered panic is logged, whatever
+				// OnError does with it.
+				log().Errorf("%v", err)
+			}
 			s.callback("OnError", func() { s.listener.OnError(s, err) })
 		}
 		s.callback("OnClose", func() { s.listener.OnClose(s) })
