@@ -238,31 +238,7 @@ func relClassify(err error) error {
 
 // wsRead reads one unfragmented server frame.
 func (p *relPeer) wsRead() (op byte, payload []byte, err error) {
-	var h [2]byte
-	if _, err = io.ReadFull(p.br, h[:]); err != nil {
-		return
-	}
-	op = h[0] & 0x0f
-	n := uint64(h[1] & 0x7f)
-	switch n {
-	case 126:
-		var e [2]byte
-		if _, err = io.ReadFull(p.br, e[:]); err != nil {
-			return
-		}
-		n = uint64(binary.BigEndian.Uint16(e[:]))
-	case 127:
-		var e [8]byte
-		if _, err = io.ReadFull(p.br, e[:]); err != nil {
-			return
-		}
-		n = binary.BigEndian.Uint64(e[:])
-	}
-	if n > 16<<20 {
-		return op, nil, fmt.Errorf("server frame of %d bytes", n)
-	}
-	payload = make([]byte, n)
-	_, err = io.ReadFull(p.br, payload)
+	_, op, payload, err = readServerFrame(p.br)
 	return
 }
 

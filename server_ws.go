@@ -7,6 +7,7 @@ import (
 	stdlog "log"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"strings"
 	"sync"
 
@@ -82,7 +83,7 @@ func newWSServer(typ EndPointType, name string, opts []ServerOption) *server {
 func (w *wsServer) checkOrigin(r *http.Request) bool {
 	origin := r.Header.Get("Origin")
 	if ok := w.srv.opts.originOK; ok != nil {
-		return ok(origin)
+		return callOriginCheck(ok, origin)
 	}
 	if origin == "" {
 		return true
@@ -259,4 +260,16 @@ type httpLogWriter struct{ typ EndPointType }
 func (l httpLogWriter) Write(p []byte) (int, error) {
 	log().Infof("getty: %s server: %s", l.typ, bytes.TrimSpace(p))
 	return len(p), nil
+}
+
+// callOriginCheck runs the user's origin check under recover: a panic
+// refuses that upgrade and is logged.
+func callOriginCheck(ok func(string) bool, origin string) (accept bool) {
+	defer func() {
+		if v := recover(); v != nil {
+			log().Errorf("getty: panic in the WebSocket origin check for %q: %v\n%s", origin, v, debug.Stack())
+			accept = false
+		}
+	}()
+	return ok(origin)
 }

@@ -870,8 +870,8 @@ func (s *session) dispatch(pkg any) error {
 	default:
 		s.runMessage(pkg)
 	}
-	if err := s.endErr(); err != nil && s.closing.Load() {
-		return err
+	if s.closing.Load() { // the error lock only once the session is ending
+		return s.endErr()
 	}
 	return nil
 }

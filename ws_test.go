@@ -230,8 +230,13 @@ func (r *rawWS) send(first byte, masked bool, payload []byte) {
 // read reads one frame from the server (unmasked).
 func (r *rawWS) read() (fin bool, op byte, payload []byte, err error) {
 	_ = r.c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	return readServerFrame(r.br)
+}
+
+// readServerFrame reads one frame a server sent: unmasked, at most 16 MiB.
+func readServerFrame(br *bufio.Reader) (fin bool, op byte, payload []byte, err error) {
 	var h [2]byte
-	if _, err = io.ReadFull(r.br, h[:]); err != nil {
+	if _, err = io.ReadFull(br, h[:]); err != nil {
 		return
 	}
 	fin, op = h[0]&0x80 != 0, h[0]&0x0f
@@ -242,19 +247,22 @@ func (r *rawWS) read() (fin bool, op byte, payload []byte, err error) {
 	switch n {
 	case 126:
 		var e [2]byte
-		if _, err = io.ReadFull(r.br, e[:]); err != nil {
+		if _, err = io.ReadFull(br, e[:]); err != nil {
 			return
 		}
 		n = uint64(binary.BigEndian.Uint16(e[:]))
 	case 127:
 		var e [8]byte
-		if _, err = io.ReadFull(r.br, e[:]); err != nil {
+		if _, err = io.ReadFull(br, e[:]); err != nil {
 			return
 		}
 		n = binary.BigEndian.Uint64(e[:])
 	}
+	if n > 16<<20 {
+		return fin, op, nil, fmt.Errorf("server frame of %d bytes", n)
+	}
 	payload = make([]byte, n)
-	_, err = io.ReadFull(r.br, payload)
+	_, err = io.ReadFull(br, payload)
 	return
 }
 

@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"sync"
@@ -84,26 +85,38 @@ func serveNet(c net.Conn) {
 	br := bufio.NewReaderSize(c, 4096)
 	buf := make([]byte, 4+1024)
 	for {
-		if _, err := io.ReadFull(br, buf[:4]); err != nil {
-			return
-		}
-		n := int(binary.BigEndian.Uint32(buf[:4]))
-		if n > maxFrame {
-			return
-		}
-		if cap(buf) < 4+n {
-			nb := make([]byte, 4+n)
-			copy(nb, buf[:4])
-			buf = nb
-		}
-		frame := buf[:4+n]
-		if _, err := io.ReadFull(br, frame[4:]); err != nil {
+		frame, err := readFrame(br, &buf)
+		if err != nil {
 			return
 		}
 		if _, err := c.Write(frame); err != nil {
 			return
 		}
 	}
+}
+
+// readFrame reads one length-prefixed frame into *buf (grown when needed)
+// and returns it, header included.
+func readFrame(br *bufio.Reader, buf *[]byte) ([]byte, error) {
+	b := *buf
+	if _, err := io.ReadFull(br, b[:4]); err != nil {
+		return nil, err
+	}
+	n := int(binary.BigEndian.Uint32(b[:4]))
+	if n > maxFrame {
+		return nil, fmt.Errorf("frame of %d bytes", n)
+	}
+	if cap(b) < 4+n {
+		nb := make([]byte, 4+n)
+		copy(nb, b[:4])
+		b = nb
+		*buf = b
+	}
+	frame := b[:4+n]
+	if _, err := io.ReadFull(br, frame[4:]); err != nil {
+		return nil, err
+	}
+	return frame, nil
 }
 
 // serveBufio: like serveNet, but replies are batched in a bufio.Writer that
@@ -113,20 +126,8 @@ func serveBufio(c net.Conn) {
 	bw := bufio.NewWriterSize(c, 4096)
 	buf := make([]byte, 4+1024)
 	for {
-		if _, err := io.ReadFull(br, buf[:4]); err != nil {
-			return
-		}
-		n := int(binary.BigEndian.Uint32(buf[:4]))
-		if n > maxFrame {
-			return
-		}
-		if cap(buf) < 4+n {
-			nb := make([]byte, 4+n)
-			copy(nb, buf[:4])
-			buf = nb
-		}
-		frame := buf[:4+n]
-		if _, err := io.ReadFull(br, frame[4:]); err != nil {
+		frame, err := readFrame(br, &buf)
+		if err != nil {
 			return
 		}
 		if _, err := bw.Write(frame); err != nil {
