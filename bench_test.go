@@ -114,7 +114,8 @@ func BenchmarkEchoNetBaseline(b *testing.B) {
 			resp := make([]byte, len(req))
 			b.SetBytes(int64(2 * len(req)))
 			b.ReportAllocs()
-			for b.Loop() {
+			b.ResetTimer()
+			for range b.N {
 				if _, err := c.Write(req); err != nil {
 					b.Fatal(err)
 				}

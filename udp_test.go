@@ -795,7 +795,8 @@ func TestUDPEchoAllocs(t *testing.T) {
 func BenchmarkUDPEcho(b *testing.B) {
 	round := udpEchoRig(b)
 	b.ReportAllocs()
-	for b.Loop() {
+	b.ResetTimer()
+	for range b.N {
 		round()
 	}
 }

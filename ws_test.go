@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -671,7 +672,13 @@ func TestWSSClientCertificates(t *testing.T) {
 			select {
 			case err := <-reported:
 				assert.ErrorIs(t, err, getty.ErrReconnectGaveUp)
-				assert.ErrorContains(t, err, "tls")
+				// Under TLS 1.3 the server refuses the certificate after the
+				// client's side of the handshake is done; older Go
+				// toolchains then report the reset of the upgrade request
+				// instead of the TLS alert.
+				if !strings.Contains(err.Error(), "tls") {
+					assert.ErrorIs(t, err, syscall.ECONNRESET)
+				}
 			case <-time.After(5 * time.Second):
 				t.Fatal("the client was not refused")
 			}

@@ -178,7 +178,8 @@ func run(ctx context.Context, out io.Writer, ordered bool) error {
 	echoes := make([]outcome, connections)
 	var wg sync.WaitGroup
 	for i := range echoes {
-		wg.Go(func() { echoes[i] = do("echo", fmt.Sprintf("ping %d", i+1)) })
+		wg.Add(1)
+		go func() { defer wg.Done(); echoes[i] = do("echo", fmt.Sprintf("ping %d", i+1)) }()
 	}
 	wg.Wait()
 	show(<-slow)

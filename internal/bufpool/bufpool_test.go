@@ -37,7 +37,8 @@ func TestNoAllocs(t *testing.T) {
 
 func BenchmarkGetPut(b *testing.B) {
 	b.ReportAllocs()
-	for b.Loop() {
+	b.ResetTimer()
+	for range b.N {
 		Put(Get(4096))
 	}
 }

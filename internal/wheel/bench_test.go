@@ -12,7 +12,8 @@ func BenchmarkResetStop(b *testing.B) {
 	keep.Reset(time.Hour)
 	tm := w.NewTimer(func() {})
 	b.ReportAllocs()
-	for b.Loop() {
+	b.ResetTimer()
+	for range b.N {
 		tm.Reset(time.Second)
 		tm.Stop()
 	}
@@ -26,7 +27,8 @@ func BenchmarkReset(b *testing.B) {
 	defer w.Stop()
 	tm := w.NewTimer(func() {})
 	b.ReportAllocs()
-	for b.Loop() {
+	b.ResetTimer()
+	for range b.N {
 		tm.Reset(time.Minute)
 	}
 	tm.Stop()
@@ -54,7 +56,8 @@ func BenchmarkAfterFuncResetStop(b *testing.B) {
 	tm := time.AfterFunc(time.Hour, func() {})
 	tm.Stop()
 	b.ReportAllocs()
-	for b.Loop() {
+	b.ResetTimer()
+	for range b.N {
 		tm.Reset(time.Second)
 		tm.Stop()
 	}

@@ -285,7 +285,9 @@ func TestConcurrentResetStop(t *testing.T) {
 	}
 	var wg sync.WaitGroup
 	for range workers {
-		wg.Go(func() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
 			// Run until the wheel has really been firing alongside us, however
 			// fast or slow the machine is.
 			for i := 0; i < ops || fired.Load() < 500; i++ {
@@ -305,7 +307,7 @@ func TestConcurrentResetStop(t *testing.T) {
 					runtime.Gosched()
 				}
 			}
-		})
+		}()
 	}
 	wg.Wait()
 	checkInvariants(t, w)
@@ -335,7 +337,9 @@ func TestStopResultAccounting(t *testing.T) {
 	for range timers {
 		var fired atomic.Int64
 		tm := w.NewTimer(func() { fired.Add(1) })
-		wg.Go(func() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
 			var stopped int64
 			for i := range rounds {
 				tm.Reset(time.Duration(rand.IntN(3)) * time.Millisecond)
@@ -354,7 +358,7 @@ func TestStopResultAccounting(t *testing.T) {
 			}
 			time.Sleep(5 * time.Millisecond)
 			assert.Equal(t, int64(rounds), fired.Load()+stopped)
-		})
+		}()
 	}
 	wg.Wait()
 	assert.Equal(t, 0, w.Len())
