@@ -297,29 +297,11 @@ func (q *sendQueue) flushLocked(extra net.Buffers, timeout time.Duration) {
 	q.spare = nil
 	q.mu.Unlock()
 
-	q.deadline.arm(q.w, timeout)
-	var (
-		wrote int64
-		err   error
-	)
-	switch {
-	case extra == nil && data == nil:
-	case q.z != nil:
-		wrote, err = q.compress((*data)[:n], extra)
-	case extra == nil:
-		var m int
-		m, err = q.w.Write((*data)[:n])
-		wrote = int64(m)
-	default:
-		// Declared here: WriteTo's pointer receiver moves bufs to the
-		// heap, and only big writes should pay for that.
-		bufs := make(net.Buffers, 0, 1+len(extra))
-		if n > 0 {
-			bufs = append(bufs, (*data)[:n])
-		}
-		bufs = append(bufs, extra...)
-		wrote, err = bufs.WriteTo(q.w)
+	var pending []byte
+	if data != nil {
+		pending = (*data)[:n]
 	}
+	wrote, err := q.writeOut(pending, extra, timeout)
 
 	q.mu.Lock()
 	q.written += uint64(wrote)
@@ -339,17 +321,50 @@ func (q *sendQueue) flushLocked(extra net.Buffers, timeout time.Duration) {
 	q.cond.Broadcast()
 }
 
-// compress writes through the compressor and flushes it, so the peer can
-// decode everything written so far. It reports the uncompressed bytes
-// taken, as a plain write would.
-func (q *sendQueue) compress(data []byte, extra net.Buffers) (int64, error) {
-	var total int64
-	for _, b := range append(net.Buffers{data}, extra...) {
-		n, err := q.z.Write(b)
-		total += int64(n)
-		if err != nil {
-			return total, err
+// writeOut hands pending, then extra, to the socket (through the
+// compressor when there is one). A panic below it, a compressor's say, is
+// turned into the stream's error: the stream may be corrupt, so the writer
+// gets the error and the session closes, and flushLocked still clears the
+// flushing mark, so no later writer waits on a queue that nobody flushes.
+func (q *sendQueue) writeOut(pending []byte, extra net.Buffers, timeout time.Duration) (wrote int64, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = internalFault("the send queue", v)
 		}
+	}()
+	if len(pending) == 0 && extra == nil {
+		return 0, nil
+	}
+	q.deadline.arm(q.w, timeout)
+	switch {
+	case q.z != nil:
+		return q.compress(pending, extra)
+	case extra == nil:
+		m, err := q.w.Write(pending)
+		return int64(m), err
+	}
+	// Declared here: WriteTo's pointer receiver moves bufs to the heap, and
+	// only big writes should pay for that.
+	bufs := make(net.Buffers, 0, 1+len(extra))
+	if len(pending) > 0 {
+		bufs = append(bufs, pending)
+	}
+	bufs = append(bufs, extra...)
+	return bufs.WriteTo(q.w)
+}
+
+// compress writes pending and extra through the compressor and flushes it,
+// so the peer can decode everything written so far. It reports the
+// uncompressed bytes taken, as a plain write would.
+func (q *sendQueue) compress(pending []byte, extra net.Buffers) (int64, error) {
+	n, err := q.z.Write(pending)
+	total := int64(n)
+	for i := 0; err == nil && i < len(extra); i++ {
+		n, err = q.z.Write(extra[i])
+		total += int64(n)
+	}
+	if err != nil {
+		return total, err
 	}
 	return total, q.z.Flush()
 }

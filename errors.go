@@ -3,6 +3,7 @@ package getty
 import (
 	"errors"
 	"fmt"
+	"runtime/debug"
 )
 
 // Errors returned by sessions and endpoints. Match them with errors.Is: the
@@ -40,6 +41,11 @@ var (
 	// listener or new-session callback). The *PanicError that wraps it
 	// carries the value and the stack.
 	ErrPanic = errors.New("getty: panic in user callback")
+
+	// ErrInternal reports a fault inside getty or a library it calls (a
+	// recovered panic, say in a compressor). It comes back as an error on
+	// the session it hit, which is closed, never as a panic in the caller.
+	ErrInternal = errors.New("getty: internal fault")
 
 	// ErrReadTimeout reports a peer that started a package and did not
 	// finish it within the session's read timeout.
@@ -97,4 +103,10 @@ func (e *PanicError) Is(target error) bool { return target == ErrPanic }
 func (e *PanicError) Unwrap() error {
 	err, _ := e.Value.(error)
 	return err
+}
+
+// internalFault turns a panic recovered in library code into an error that
+// matches ErrInternal and keeps the value and the stack for the log.
+func internalFault(where string, v any) error {
+	return fmt.Errorf("%w in %s: %v\n%s", ErrInternal, where, v, debug.Stack())
 }

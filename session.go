@@ -1096,7 +1096,7 @@ func (s *session) send(first []byte, more [][]byte, peer *net.UDPAddr, timeout t
 	if timeout <= 0 {
 		timeout = time.Duration(s.writeTimeout.Load())
 	}
-	n, err := s.tr.write(s, first, more, peer, timeout)
+	n, err := s.writeToTransport(first, more, peer, timeout)
 	if n > 0 {
 		s.writeBytes.Add(uint64(n))
 	}
@@ -1110,6 +1110,18 @@ func (s *session) send(first []byte, more [][]byte, peer *net.UDPAddr, timeout t
 		}
 	}
 	return n, err
+}
+
+// writeToTransport calls the transport's write. A panic in it (a bug in
+// getty or in a library it calls) comes back as an error, which closes the
+// session in send, and never reaches the caller of WritePkg or WriteBytes.
+func (s *session) writeToTransport(first []byte, more [][]byte, peer *net.UDPAddr, timeout time.Duration) (n int, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = internalFault("the transport's write", v)
+		}
+	}()
+	return s.tr.write(s, first, more, peer, timeout)
 }
 
 // errDatagram marks write errors that spoil one datagram only, so the
