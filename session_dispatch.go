@@ -1,0 +1,81 @@
+package getty
+
+import (
+	"errors"
+	"runtime/debug"
+
+	"github.com/getty-go/getty/internal/dispatch"
+)
+
+func (s *session) setupDispatch() {
+	ep := s.ep
+	switch {
+	case ep == nil || ep.executor == nil:
+		s.mode = dispatchInline
+	case ep.ordered:
+		s.mode = dispatchMailbox
+		s.mbox = dispatch.NewMailbox(ep.executor, uint64(s.id), ep.mailboxSize, 0)
+		s.mbox.SetDrainHooks(s.tr.cork, s.uncork)
+		s.mbox.SetPanicHandler(func(v any) {
+			s.closeWith(&PanicError{Callback: "OnMessage", Value: v, Stack: debug.Stack()})
+		})
+	default:
+		s.mode = dispatchUnordered
+		s.ex = ep.executor
+	}
+}
+
+// dispatch hands one package to OnMessage according to the mode.
+func (s *session) dispatch(pkg any) error {
+	s.readPkgs.Add(1)
+	switch s.mode {
+	case dispatchMailbox:
+		if !s.mbox.Post(s.onMessage, pkg) {
+			s.release(pkg)
+		}
+	case dispatchUnordered:
+		if !s.ex.Execute(uint64(s.id), func() {
+			if s.enter() {
+				defer s.leave()
+				s.runMessage(pkg)
+			} else {
+				s.release(pkg)
+			}
+		}) {
+			s.release(pkg)
+			s.closeWith(s.opError("dispatch", errors.New("getty: task pool closed")))
+		}
+	default:
+		s.runMessage(pkg)
+	}
+	if s.closing.Load() { // the error lock only once the session is ending
+		return s.endErr()
+	}
+	return nil
+}
+
+// runMessage calls OnMessage under recover and recycles the package.
+func (s *session) runMessage(pkg any) {
+	defer func() {
+		s.release(pkg)
+		if v := recover(); v != nil {
+			s.closeWith(&PanicError{Callback: "OnMessage", Value: v, Stack: debug.Stack()})
+		}
+	}()
+	s.listener.OnMessage(s, pkg)
+}
+
+// uncork flushes replies gathered during a mailbox drain.
+func (s *session) uncork() { _ = s.uncorkErr() }
+
+func (s *session) uncorkErr() error { return s.endBatch(true) }
+
+// endBatch ends a dispatch batch; flush writes out the gathered replies.
+func (s *session) endBatch(flush bool) error {
+	if err := s.tr.uncork(s, flush); err != nil {
+		err = s.opError("write", err)
+		s.closeWith(err)
+		return err
+	}
+	return nil
+}

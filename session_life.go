@@ -1,0 +1,266 @@
+package getty
+
+import (
+	"errors"
+	"runtime/debug"
+	"time"
+
+	"github.com/getty-go/getty/internal/bufpool"
+)
+
+// run is the reader goroutine: set up, open, read until the end, then
+// finish. It returns once OnClose has run.
+//
+// The frames on an idle reader's stack are kept small (setup runs and
+// returns before reading; readStream keeps its state in the session), so a
+// parked reader fits the runtime's smallest goroutine stack: 2 KiB per idle
+// connection rather than 4.
+func (s *session) run(newSession NewSessionCallback) {
+	if !s.setup(newSession) {
+		return
+	}
+	s.finish(s.tr.readLoop(s))
+}
+
+// setup takes the session from accepted to open: handshake, the
+// new-session callback, OnOpen. False means the connection was closed.
+//
+//go:noinline
+func (s *session) setup(newSession NewSessionCallback) bool {
+	if h, ok := s.tr.(handshaker); ok {
+		if err := h.handshake(s); err != nil {
+			log().Infof("getty: %s: handshake: %v", s.token(), err)
+			s.closing.Store(true)
+			s.tr.closeNow(-1)
+			return false
+		}
+	}
+	if err := s.callNewSession(newSession); err != nil {
+		s.notePanic(err)
+		log().Infof("getty: %s: new-session callback: %v", s.token(), err)
+		s.closing.Store(true)
+		s.tr.closeNow(-1)
+		return false
+	}
+	if err := s.open(); err != nil {
+		s.notePanic(err)
+		log().Infof("getty: %s: not opened: %v", s.token(), err)
+		s.closing.Store(true)
+		s.tr.closeNow(-1)
+		if s.mbox != nil {
+			s.mbox.Close(nil)
+		}
+		return false
+	}
+	return true
+}
+
+func (s *session) callNewSession(cb NewSessionCallback) (err error) {
+	if cb == nil {
+		return errors.New("getty: nil NewSessionCallback")
+	}
+	defer s.recoverInto("NewSessionCallback", &err)
+	return cb(s)
+}
+
+// notePanic counts a panic that kept a session from opening; panics that
+// end an open session are counted when it ends.
+func (s *session) notePanic(err error) {
+	if s.ep != nil && errors.Is(err, ErrPanic) {
+		s.ep.counters.panics.Add(1)
+	}
+}
+
+// recoverInto turns a panic into a *PanicError in *err. Deferred only.
+func (s *session) recoverInto(callback string, err *error) {
+	if v := recover(); v != nil {
+		*err = &PanicError{Callback: callback, Value: v, Stack: debug.Stack()}
+	}
+}
+
+func (s *session) open() (err error) {
+	if s.reader == nil {
+		return errors.New("getty: the session has no Reader (call SetPkgHandler or SetReader)")
+	}
+	if s.listener == nil {
+		s.listener = BaseListener{}
+	}
+	s.setupDispatch()
+	func() {
+		defer s.recoverInto("OnOpen", &err)
+		err = s.listener.OnOpen(s)
+	}()
+	if err != nil {
+		return err
+	}
+	s.opened.Store(true)
+	if s.ep != nil {
+		s.ep.counters.opened.Add(1)
+	}
+	s.armCron()
+	if s.ep != nil && s.ep.onOpen != nil {
+		s.ep.onOpen(s)
+	}
+	return nil
+}
+
+// setErr records the error that ends the session; the first one wins.
+func (s *session) setErr(err error) {
+	s.errMu.Lock()
+	if s.err == nil {
+		s.err = err
+	}
+	s.errMu.Unlock()
+}
+
+func (s *session) endErr() error {
+	s.errMu.Lock()
+	defer s.errMu.Unlock()
+	return s.err
+}
+
+func (s *session) Close() { s.closeWith(nil) }
+
+// closeWith closes the session; a non-nil err is reported to OnError.
+func (s *session) closeWith(err error) {
+	if err != nil {
+		var se *SessionError
+		if !errors.As(err, &se) {
+			err = s.opError("callback", err)
+		}
+		s.setErr(err)
+	}
+	if !s.closing.CompareAndSwap(false, true) {
+		return
+	}
+	s.stopCron()
+	if err := s.tr.shutdown(time.Now().Add(time.Duration(s.waitTime.Load()))); err != nil {
+		log().Debugf("getty: %s: flush on close: %v", s.token(), err)
+	}
+	// The reader notices the closed socket and finishes the session; final
+	// never runs here, since Close may be called from a callback that final
+	// has to wait for.
+}
+
+// finish runs on the reader goroutine once readLoop has returned.
+func (s *session) finish(readErr error) {
+	if readErr != nil && !s.closing.Load() {
+		s.setErr(readErr)
+	}
+	s.closing.Store(true)
+	s.stopCron()
+	if s.rbuf != nil {
+		bufpool.Put(s.rbuf)
+		s.rbuf, s.rlen = nil, 0
+	}
+	if s.mbox != nil {
+		s.mbox.Close(s.final)
+	} else {
+		s.final()
+	}
+	<-s.finalDone
+}
+
+// final ends the session after its last OnMessage: it closes the socket
+// (after flushing replies), waits out callbacks in flight, then reports.
+func (s *session) final() {
+	s.finalOnce.Do(func() {
+		defer close(s.finalDone)
+		s.closing.Store(true)
+		s.stopCron()
+		_ = s.tr.shutdown(time.Now().Add(time.Duration(s.waitTime.Load())))
+		s.gateMu.Lock()
+		s.gateShut = true
+		s.gateMu.Unlock()
+		err := s.endErr()
+		if s.ep != nil {
+			s.ep.noteEnd(s, err)
+		}
+		if err != nil {
+			if errors.Is(err, ErrPanic) {
+				// As upstream, a recovered panic is logged, whatever
+				// OnError does with it.
+				log().Errorf("%v", err)
+			}
+			s.callback("OnError", func() { s.listener.OnError(s, err) })
+		}
+		s.callback("OnClose", func() { s.listener.OnClose(s) })
+		if s.ep != nil && s.ep.onEnd != nil {
+			s.ep.onEnd(s)
+		}
+	})
+}
+
+// callback runs a closing callback under recover; a panic there can only be
+// logged, the session is already ending.
+func (s *session) callback(name string, f func()) {
+	defer func() {
+		if v := recover(); v != nil {
+			if s.ep != nil {
+				s.ep.counters.panics.Add(1)
+			}
+			log().Errorf("getty: %s: panic in %s: %v\n%s", s.token(), name, v, debug.Stack())
+		}
+	}()
+	f()
+}
+
+// enter admits a callback that may overlap the reader (OnCron, unordered
+// OnMessage); false once final has started.
+func (s *session) enter() bool {
+	s.gateMu.RLock()
+	if s.gateShut {
+		s.gateMu.RUnlock()
+		return false
+	}
+	return true
+}
+
+func (s *session) leave() { s.gateMu.RUnlock() }
+
+// cronFire runs on the wheel goroutine: it re-arms and hands OnCron to the
+// endpoint's cron runners, skipping a beat if the last OnCron is still busy.
+func (s *session) cronFire() {
+	if !s.armCron() {
+		return
+	}
+	if !s.cronBusy.CompareAndSwap(false, true) {
+		return
+	}
+	if s.ep == nil || !s.ep.crons.submit(s) {
+		s.cronBusy.Store(false)
+	}
+}
+
+// armCron (re)arms the cron timer unless the session is closing; the lock
+// keeps a wheel callback from re-arming a timer that stopCron just stopped.
+func (s *session) armCron() bool {
+	s.cronMu.Lock()
+	defer s.cronMu.Unlock()
+	if s.closing.Load() {
+		return false
+	}
+	s.cron.Reset(time.Duration(s.cronPeriod.Load()))
+	return true
+}
+
+func (s *session) stopCron() {
+	s.cronMu.Lock()
+	s.cron.Stop()
+	s.cronMu.Unlock()
+}
+
+// runCron runs on a cron runner.
+func (s *session) runCron() {
+	defer s.cronBusy.Store(false)
+	if !s.enter() {
+		return
+	}
+	defer s.leave()
+	defer func() {
+		if v := recover(); v != nil {
+			s.closeWith(&PanicError{Callback: "OnCron", Value: v, Stack: debug.Stack()})
+		}
+	}()
+	s.listener.OnCron(s)
+}

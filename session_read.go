@@ -1,0 +1,288 @@
+package getty
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"runtime/debug"
+	"time"
+
+	"github.com/getty-go/getty/internal/bufpool"
+)
+
+// streamConn is what readStream needs from a stream transport.
+type streamConn interface {
+	// readFresh reads into a new pooled buffer of at least size bytes. It
+	// waits for the socket without holding a buffer where it can, so an
+	// idle connection holds none. The buffer is returned even with n == 0.
+	readFresh(size int) (buf *[]byte, n int, err error)
+	// read reads into p, the free part of the buffer being filled.
+	read(p []byte) (int, error)
+	setReadDeadline(time.Time) error
+	// stickyErrors reports a reader that stays broken after an error, a
+	// timeout included (a decompressor): its deadline must never fire on
+	// an idle connection.
+	stickyErrors() bool
+}
+
+// readStream reassembles packages from a byte stream. It holds a read
+// buffer only while bytes are pending, and sets a read deadline only while
+// a package is incomplete. Its own frame stays small: the work after a read
+// happens in afterRead, which is off the stack while the reader is parked.
+func (s *session) readStream(c streamConn) error {
+	for !s.closing.Load() {
+		n, err := s.fill(c)
+		if err := s.afterRead(c, n, err); err != nil || s.rs.eof {
+			return err
+		}
+	}
+	return nil
+}
+
+// readState is readStream's state between reads.
+type readState struct {
+	need     int       // length of the package being assembled, when known
+	started  time.Time // when the pending bytes began arriving
+	deadline time.Time // armed read deadline; zero when none
+	eof      bool      // the stream ended in order
+}
+
+// fill reads once: into a fresh pooled buffer when none is held, else
+// into the free part of the held one.
+func (s *session) fill(c streamConn) (int, error) {
+	if s.rbuf != nil {
+		return c.read((*s.rbuf)[s.rlen:])
+	}
+	bp, n, err := c.readFresh(readBufSize)
+	if n > 0 {
+		s.rbuf, s.rlen = bp, 0
+	} else if bp != nil {
+		bufpool.Put(bp)
+	}
+	return n, err
+}
+
+// afterRead consumes what fill read and handles its error. A nil error
+// with s.rs.eof set ends the stream in order.
+//
+//go:noinline
+func (s *session) afterRead(c streamConn, n int, err error) error {
+	rs := &s.rs
+	if n > 0 {
+		now := time.Now()
+		s.active.Store(now.UnixNano())
+		s.readBytes.Add(uint64(n))
+		if s.rlen == 0 {
+			rs.started = now
+		}
+		s.rlen += n
+		before := s.rlen
+		var perr error
+		rs.need, perr = s.consume()
+		if perr != nil {
+			return perr
+		}
+		if s.rlen > 0 && s.rlen < before {
+			// Packages completed: the timeout runs from the start of the
+			// one still incomplete, which began in this read.
+			rs.started = now
+		}
+		if s.rlen == 0 && !rs.deadline.IsZero() && c.stickyErrors() {
+			rs.deadline = time.Time{}
+			_ = c.setReadDeadline(rs.deadline)
+		}
+		if s.rlen > 0 && s.ReadTimeout() > 0 {
+			// Arm lazily: re-arming costs a runtime timer update, so keep
+			// a deadline that is still close enough.
+			want := rs.started.Add(s.ReadTimeout())
+			if rs.deadline.IsZero() || rs.deadline.Before(rs.started) || rs.deadline.After(want) {
+				rs.deadline = want
+				_ = c.setReadDeadline(rs.deadline)
+			}
+		}
+	}
+	if err == nil {
+		return nil
+	}
+	if isTimeout(err) && !s.closing.Load() {
+		if s.rlen > 0 && !time.Now().Before(rs.started.Add(s.ReadTimeout())) || c.stickyErrors() {
+			return s.opError("read", fmt.Errorf("%w: %d of %d bytes after %v", ErrReadTimeout, s.rlen, max(rs.need, s.rlen), s.ReadTimeout()))
+		}
+		// An idle connection outlived an old deadline: clear it.
+		rs.deadline = time.Time{}
+		if s.rlen > 0 {
+			rs.deadline = rs.started.Add(s.ReadTimeout())
+		}
+		_ = c.setReadDeadline(rs.deadline)
+		return nil
+	}
+	rs.eof = true
+	return s.readError(err)
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout() || errors.Is(err, os.ErrDeadlineExceeded)
+}
+
+// readError classifies what ended a read: nil for EOF or our own close.
+func (s *session) readError(err error) error {
+	if s.closing.Load() || errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
+		if s.rlen > 0 && errors.Is(err, io.EOF) && !s.closing.Load() {
+			return s.opError("read", fmt.Errorf("%w: peer closed in the middle of a package (%d bytes pending)", io.ErrUnexpectedEOF, s.rlen))
+		}
+		return nil
+	}
+	return s.opError("read", err)
+}
+
+// consume decodes and dispatches every complete package in the read
+// buffer, keeps the rest at the front, and sizes the buffer for what comes
+// next. It returns the pending package's length when the Reader knew it.
+func (s *session) consume() (need int, err error) {
+	buf := (*s.rbuf)[:s.rlen]
+	maxLen := int(s.maxMsgLen.Load())
+	off := 0
+	corked := false    // replies are being gathered
+	unflushed := false // the batch ended before the last package: flush at the end
+	for off < len(buf) && !s.closing.Load() {
+		pkg, n, rerr := s.decode(buf[off:])
+		if rerr != nil {
+			return 0, rerr
+		}
+		if pkg == nil {
+			if n == 0 {
+				break
+			}
+			if n < 0 || n <= len(buf)-off {
+				return 0, s.opError("decode", fmt.Errorf("%w: no package but length %d with %d bytes buffered", ErrReaderContract, n, len(buf)-off))
+			}
+			if n > maxLen {
+				return 0, s.opError("decode", fmt.Errorf("%w: package of %d bytes, max %d", ErrMsgTooLong, n, maxLen))
+			}
+			need = n
+			break
+		}
+		if n <= 0 || n > len(buf)-off {
+			s.release(pkg)
+			return 0, s.opError("decode", fmt.Errorf("%w: package with length %d, %d bytes buffered", ErrReaderContract, n, len(buf)-off))
+		}
+		if n > maxLen {
+			s.release(pkg)
+			return 0, s.opError("decode", fmt.Errorf("%w: package of %d bytes, max %d", ErrMsgTooLong, n, maxLen))
+		}
+		off += n
+		// Gather replies while more bytes wait behind this package; the
+		// last package's reply then flushes them all in one write.
+		if more := off < len(buf); more != corked && s.mode == dispatchInline {
+			if more {
+				s.tr.cork()
+			} else {
+				_ = s.endBatch(false)
+				unflushed = true
+			}
+			corked = more
+		}
+		if err := s.dispatch(pkg); err != nil {
+			if corked {
+				_ = s.uncorkErr()
+			}
+			return 0, err
+		}
+	}
+	if corked || unflushed {
+		if err := s.uncorkErr(); err != nil {
+			return 0, err
+		}
+	}
+	return need, s.compact(off, need, maxLen)
+}
+
+// compact moves the unconsumed bytes to the front and resizes the buffer:
+// back to the pool when empty, larger when a longer package is coming.
+func (s *session) compact(off, need, maxLen int) error {
+	rest := s.rlen - off
+	if rest == 0 {
+		bufpool.Put(s.rbuf)
+		s.rbuf, s.rlen = nil, 0
+		return nil
+	}
+	if rest >= maxLen {
+		// No package fits in what is already buffered: more bytes
+		// cannot help.
+		return s.opError("decode", fmt.Errorf("%w: no package within %d bytes (max %d)", ErrMsgTooLong, rest, maxLen))
+	}
+	buf := *s.rbuf
+	if off > 0 {
+		copy(buf, buf[off:s.rlen])
+		s.rlen = rest
+	}
+	if s.rlen < len(buf) {
+		return nil
+	}
+	// Full: grow, doubling, so a peer that declares a large package pays
+	// with the bytes it sends before the buffer does; never past the
+	// package's length when it is known, nor the max message length.
+	if len(buf) >= maxLen {
+		return s.opError("decode", fmt.Errorf("%w: no package within %d bytes (max %d)", ErrMsgTooLong, s.rlen, maxLen))
+	}
+	want := min(2*len(buf), maxLen)
+	if need > len(buf) {
+		want = min(want, need)
+	}
+	nb := bufpool.Get(want)
+	copy(*nb, buf[:s.rlen])
+	bufpool.Put(s.rbuf)
+	s.rbuf = nb
+	return nil
+}
+
+// decode calls the Reader under recover.
+func (s *session) decode(b []byte) (pkg any, n int, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = s.opError("decode", &PanicError{Callback: "Reader.Read", Value: v, Stack: debug.Stack()})
+		}
+	}()
+	pkg, n, err = s.reader.Read(s, b)
+	if err != nil {
+		err = s.opError("decode", err)
+	}
+	return pkg, n, err
+}
+
+// handleMessage decodes one whole message (a WebSocket message or a
+// datagram of a connected UDP socket): exactly one Reader call.
+func (s *session) handleMessage(data []byte, wrap func(any) any) error {
+	s.UpdateActive()
+	s.readBytes.Add(uint64(len(data)))
+	if len(data) > int(s.maxMsgLen.Load()) {
+		return s.opError("decode", fmt.Errorf("%w: message of %d bytes, max %d", ErrMsgTooLong, len(data), s.maxMsgLen.Load()))
+	}
+	pkg, n, err := s.decode(data)
+	if err != nil {
+		return err
+	}
+	if pkg == nil {
+		return s.opError("decode", fmt.Errorf("%w: incomplete package in a whole message of %d bytes", ErrReaderContract, len(data)))
+	}
+	if n <= 0 || n > len(data) {
+		s.release(pkg)
+		return s.opError("decode", fmt.Errorf("%w: package with length %d in a message of %d bytes", ErrReaderContract, n, len(data)))
+	}
+	if wrap != nil {
+		pkg = wrap(pkg)
+	}
+	return s.dispatch(pkg)
+}
+
+func (s *session) release(pkg any) {
+	if s.releaser != nil {
+		if c, ok := pkg.(UDPContext); ok { // wrapped by the UDP transport
+			pkg = c.Pkg
+		}
+		s.releaser.ReleasePkg(pkg)
+	}
+}

@@ -1,0 +1,186 @@
+package getty
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"runtime/debug"
+	"time"
+
+	"github.com/getty-go/getty/internal/bufpool"
+)
+
+func (s *session) WritePkg(pkg any, timeout time.Duration) (int, int, error) {
+	if pkg == nil {
+		return 0, 0, s.opError("write", errors.New("getty: nil package"))
+	}
+	if s.closing.Load() {
+		return 0, 0, s.opError("write", ErrSessionClosed)
+	}
+	if s.writer == nil {
+		return 0, 0, s.opError("write", ErrWriterNil)
+	}
+	peer, err := s.peerOf(pkg)
+	if err != nil {
+		return 0, 0, err
+	}
+	var (
+		data []byte
+		bp   *[]byte
+	)
+	if s.appender != nil {
+		// Encode into a pooled scratch buffer (the transport copies or
+		// writes it before send returns); one that append outgrew is left
+		// to the collector and the scratch goes back.
+		bp = bufpool.Get(4096)
+		defer bufpool.Put(bp)
+		data, err = s.encodeAppend((*bp)[:0], pkg)
+	} else {
+		data, err = s.encode(pkg)
+	}
+	if err != nil {
+		return 0, 0, err
+	}
+	n, err := s.send(data, nil, peer, timeout)
+	if err == nil {
+		s.writePkgs.Add(1)
+	}
+	return len(data), n, err
+}
+
+func (s *session) encodeAppend(dst []byte, pkg any) (data []byte, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = s.panicked("Writer.Write", v)
+		}
+	}()
+	data, err = s.appender.AppendPkg(s, dst, pkg)
+	if err != nil {
+		err = s.opError("encode", err)
+	}
+	return data, err
+}
+
+func (s *session) encode(pkg any) (data []byte, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = s.panicked("Writer.Write", v)
+		}
+	}()
+	data, err = s.writer.Write(s, pkg)
+	if err != nil {
+		err = s.opError("encode", err)
+	}
+	return data, err
+}
+
+// panicked closes the session for a panic in a callback made on the
+// caller's goroutine and returns the error for the caller.
+func (s *session) panicked(callback string, v any) error {
+	err := &PanicError{Callback: callback, Value: v, Stack: debug.Stack()}
+	s.closeWith(err)
+	return s.opError("encode", err)
+}
+
+// peerOf finds the UDP destination of a package; nil elsewhere.
+func (s *session) peerOf(pkg any) (*net.UDPAddr, error) {
+	if s.ep == nil || s.ep.typ != UDP_ENDPOINT {
+		return nil, nil
+	}
+	var peer *net.UDPAddr
+	switch c := pkg.(type) {
+	case UDPContext:
+		peer = c.PeerAddr
+	case *UDPContext:
+		if c != nil {
+			peer = c.PeerAddr
+		}
+	}
+	if peer == nil {
+		if d, ok := s.tr.(interface{ defaultPeer() *net.UDPAddr }); ok {
+			peer = d.defaultPeer()
+		}
+	}
+	if peer == nil {
+		return nil, s.opError("write", ErrNullPeerAddr)
+	}
+	return peer, nil
+}
+
+func (s *session) WriteBytes(b []byte) (int, error) {
+	if s.closing.Load() {
+		return 0, s.opError("write", ErrSessionClosed)
+	}
+	return s.send(b, nil, nil, 0)
+}
+
+func (s *session) WriteBytesArray(bs ...[]byte) (int, error) {
+	if s.closing.Load() {
+		return 0, s.opError("write", ErrSessionClosed)
+	}
+	if len(bs) == 0 {
+		return 0, nil
+	}
+	return s.send(bs[0], bs[1:], nil, 0)
+}
+
+// writeRaw sends a UDPContext whose Pkg is raw bytes, for Send.
+func (s *session) writeRaw(pkg any) (int, int, error) {
+	peer, err := s.peerOf(pkg)
+	if err != nil {
+		return 0, 0, err
+	}
+	var inner any
+	switch c := pkg.(type) {
+	case UDPContext:
+		inner = c.Pkg
+	case *UDPContext:
+		inner = c.Pkg
+	}
+	b, str, err := payloadOf(inner)
+	if err != nil {
+		return 0, 0, s.opError("send", err)
+	}
+	if str != "" {
+		b = []byte(str)
+	}
+	n, err := s.send(b, nil, peer, 0)
+	return len(b), n, err
+}
+
+// send hands encoded bytes to the transport with this call's deadline.
+func (s *session) send(first []byte, more [][]byte, peer *net.UDPAddr, timeout time.Duration) (int, error) {
+	if timeout <= 0 {
+		timeout = time.Duration(s.writeTimeout.Load())
+	}
+	n, err := s.writeToTransport(first, more, peer, timeout)
+	if n > 0 {
+		s.writeBytes.Add(uint64(n))
+	}
+	if err != nil {
+		if s.closing.Load() {
+			return n, s.opError("write", fmt.Errorf("%w (%v)", ErrSessionClosed, err))
+		}
+		err = s.opError("write", err)
+		if !errors.Is(err, errDatagram) {
+			s.closeWith(err)
+		}
+	}
+	return n, err
+}
+
+// writeToTransport calls the transport's write. A panic in it (a bug in
+// getty or in a library it calls) comes back as an error, which closes the
+// session in send, and never reaches the caller of WritePkg or WriteBytes.
+func (s *session) writeToTransport(first []byte, more [][]byte, peer *net.UDPAddr, timeout time.Duration) (n int, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = internalFault("the transport's write", v)
+		}
+	}()
+	return s.tr.write(s, first, more, peer, timeout)
+}
+
+// errDatagram marks write errors that spoil one datagram only, so the
+// session stays open.
+var errDatagram = errors.New("getty: datagram not sent")
