@@ -2,11 +2,9 @@ package getty
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -94,63 +92,6 @@ func newClient(typ EndPointType, name string, opts []ClientOption) *client {
 	c.endpoint.onEnd = c.sessionEnded
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	return c
-}
-
-// NewTCPClient returns a client of a TCP server (TLS when
-// WithClientSslEnabled is given). A missing address does not panic: dials
-// fail and are retried, and RunEventLoopContext reports the error.
-func NewTCPClient(opts ...ClientOption) Client {
-	c := newClient(TCP_CLIENT, "tcp-session", opts)
-	c.dial = c.dialTCP
-	return c
-}
-
-func (c *client) dialTCP(ctx context.Context) (transport, error) {
-	d := net.Dialer{Timeout: c.opts.dialTimeout}
-	conn, err := d.DialContext(ctx, "tcp", c.opts.addr)
-	if err != nil {
-		return nil, err
-	}
-	if !c.opts.sslEnabled {
-		return newTCPTransport(conn), nil
-	}
-	cfg, err := c.clientTLSConfig()
-	if err != nil {
-		conn.Close()
-		return nil, err
-	}
-	// Handshake here, so a rejected certificate is a dial error the slot
-	// reports (lastErr, ErrReconnectGaveUp) rather than a silent refusal.
-	tc := tls.Client(conn, cfg)
-	hctx, cancel := context.WithTimeout(ctx, c.opts.dialTimeout)
-	err = tc.HandshakeContext(hctx)
-	cancel()
-	if err != nil {
-		conn.Close()
-		return nil, fmt.Errorf("getty: tls handshake with %s: %w", c.opts.addr, err)
-	}
-	t := newTCPTransport(tc)
-	t.tlsTimeout = c.opts.dialTimeout
-	return t, nil
-}
-
-func (c *client) clientTLSConfig() (*tls.Config, error) {
-	if c.opts.tlsConfigBuilder == nil {
-		return nil, errors.New("getty: TLS enabled without a TlsConfigBuilder")
-	}
-	cfg, err := c.opts.tlsConfigBuilder.BuildTlsConfig()
-	if err == nil && cfg == nil {
-		err = errors.New("getty: TlsConfigBuilder returned no config")
-	}
-	if err != nil {
-		return nil, fmt.Errorf("getty: client tls config: %w", err)
-	}
-	if cfg.ServerName == "" {
-		host, _, _ := net.SplitHostPort(c.opts.addr)
-		cfg = cfg.Clone()
-		cfg.ServerName = host
-	}
-	return cfg, nil
 }
 
 // RunEventLoop starts the client and returns once every wanted session

@@ -112,3 +112,56 @@ func (w *writeDeadline) arm(c net.Conn, timeout time.Duration) {
 		_ = c.SetWriteDeadline(w.armed)
 	}
 }
+
+// tcpConnOf finds the TCP socket under a connection, through TLS.
+func tcpConnOf(c net.Conn) *net.TCPConn {
+	for range 4 {
+		switch cc := c.(type) {
+		case *net.TCPConn:
+			return cc
+		case interface{ NetConn() net.Conn }:
+			c = cc.NetConn()
+		default:
+			return nil
+		}
+	}
+	return nil
+}
+
+// writeLock serializes a connection's writers like a mutex, but a writer
+// can give up after its own timeout instead of queueing behind a write
+// that is stuck on a peer that does not read.
+type writeLock chan struct{}
+
+func newWriteLock() writeLock { return make(writeLock, 1) }
+
+func (l writeLock) lock()   { l <- struct{}{} }
+func (l writeLock) unlock() { <-l }
+
+func (l writeLock) tryLock() bool {
+	select {
+	case l <- struct{}{}:
+		return true
+	default:
+		return false
+	}
+}
+
+// lockWithin locks, waiting at most d (d <= 0: as long as it takes).
+func (l writeLock) lockWithin(d time.Duration) bool {
+	if l.tryLock() {
+		return true
+	}
+	if d <= 0 {
+		l.lock()
+		return true
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case l <- struct{}{}:
+		return true
+	case <-t.C:
+		return false
+	}
+}

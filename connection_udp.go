@@ -12,6 +12,22 @@ import (
 	"github.com/getty-go/getty/internal/bufpool"
 )
 
+// UDPContext is a package with its peer: what OnMessage receives on a UDP
+// endpoint or client, and what WritePkg takes on an endpoint to name the
+// destination.
+//
+// On received packages PeerAddr comes from a small per-session cache so
+// that a known peer costs no allocation: treat it as read-only.
+type UDPContext struct {
+	Pkg      any
+	PeerAddr *net.UDPAddr
+}
+
+// String prints the package and the peer, as upstream.
+func (c UDPContext) String() string {
+	return fmt.Sprintf("{pkg:%#v, peer addr:%s}", c.Pkg, c.PeerAddr)
+}
+
 // udpTransport carries a session over a UDP socket: the unconnected socket
 // of a UDP endpoint (one session for every peer) or the connected socket of
 // a UDP client.
@@ -223,10 +239,3 @@ func (t *udpTransport) shutdown(time.Time) error {
 func (t *udpTransport) closeNow(int) { _ = t.c.Close() }
 
 func (t *udpTransport) setCompress(c CompressType) bool { return c == CompressNone }
-
-// debugLogging reports whether debug lines are written, so that a flood of
-// bad datagrams does not build log arguments for nothing.
-func debugLogging() bool {
-	l, ok := log().(interface{ Enabled(LoggerLevel) bool })
-	return !ok || l.Enabled(LoggerLevelDebug)
-}

@@ -96,8 +96,6 @@ func (t *wsTransport) setCompress(c CompressType) bool {
 	return false
 }
 
-// ---- writing --------------------------------------------------------------
-
 // write sends first and more as one binary message within timeout.
 func (t *wsTransport) write(_ *session, first []byte, more [][]byte, _ *net.UDPAddr, timeout time.Duration) (int, error) {
 	if !t.mu.lockWithin(timeout) {
@@ -250,23 +248,6 @@ func (t *wsTransport) closeNow(linger int) {
 	}
 	t.closeRaw()
 }
-
-// tcpConnOf finds the TCP socket under a connection, through TLS.
-func tcpConnOf(c net.Conn) *net.TCPConn {
-	for range 4 {
-		switch cc := c.(type) {
-		case *net.TCPConn:
-			return cc
-		case interface{ NetConn() net.Conn }:
-			c = cc.NetConn()
-		default:
-			return nil
-		}
-	}
-	return nil
-}
-
-// ---- reading --------------------------------------------------------------
 
 // readLoop reads one message at a time and hands it to the session whole.
 func (t *wsTransport) readLoop(s *session) error {
@@ -437,98 +418,6 @@ func (t *wsTransport) readError(s *session, err error, inMessage bool) error {
 	return s.opError("read", err)
 }
 
-// ---- pings ----------------------------------------------------------------
-
-// WebSocket pings keep intermediaries from dropping an idle connection and
-// let OnCron see a live peer through GetActive (a pong marks the session
-// active). A session pings every cron period, as upstream's OnCron path
-// did, from the process timer wheel: the wheel callback only re-arms and
-// queues the connection, and wsPinger writes the ping. A ping is skipped
-// while a write holds the connection, since the peer is then hearing from
-// us anyway.
-
-func (t *wsTransport) armPing(s *session) {
-	t.ping.Reset(time.Duration(s.cronPeriod.Load()))
-	if t.closing.Load() {
-		t.ping.Stop()
-	}
-}
-
-func (t *wsTransport) stopPing() { t.ping.Stop() }
-
-// pingFire runs on the wheel goroutine: no blocking here.
-func (t *wsTransport) pingFire() {
-	s := t.s.Load()
-	if s == nil || t.closing.Load() {
-		return
-	}
-	t.armPing(s)
-	if t.pingQueued.CompareAndSwap(false, true) && !wsPings.add(t) {
-		t.pingQueued.Store(false)
-	}
-}
-
-func (t *wsTransport) writePing() {
-	t.pingQueued.Store(false)
-	s := t.s.Load()
-	if s == nil || t.closing.Load() || !t.mu.tryLock() {
-		return
-	}
-	var err error
-	if !t.closeSent {
-		err = t.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(s.WriteTimeout()))
-	}
-	t.mu.unlock()
-	if err != nil && !t.closing.Load() && !s.closing.Load() {
-		s.closeWith(s.opError("ping", err))
-	}
-}
-
-// wsPinger writes queued pings on one goroutine for the whole process,
-// started when a ping is queued and gone as soon as the queue is empty.
-type wsPinger struct {
-	mu      sync.Mutex
-	queue   []*wsTransport
-	running bool
-}
-
-// wsPingQueueMax bounds the queue; pings beyond it are skipped for a beat.
-const wsPingQueueMax = 1 << 16
-
-var wsPings wsPinger
-
-func (p *wsPinger) add(t *wsTransport) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if len(p.queue) >= wsPingQueueMax {
-		return false
-	}
-	p.queue = append(p.queue, t)
-	if !p.running {
-		p.running = true
-		go p.run()
-	}
-	return true
-}
-
-func (p *wsPinger) run() {
-	var batch []*wsTransport
-	for {
-		p.mu.Lock()
-		if len(p.queue) == 0 {
-			p.running = false
-			p.mu.Unlock()
-			return
-		}
-		batch, p.queue = p.queue, batch[:0]
-		p.mu.Unlock()
-		for i, t := range batch {
-			t.writePing()
-			batch[i] = nil
-		}
-	}
-}
-
 // closeRaw closes the connection. Over TLS, tls.Conn.Close writes a
 // close_notify under its own 5 s deadline; a peer that stopped reading must
 // not hold the close that long, so the socket underneath goes after a
@@ -539,42 +428,4 @@ func (t *wsTransport) closeRaw() {
 		defer timer.Stop()
 	}
 	t.raw.Close()
-}
-
-// writeLock serializes a connection's writers like a mutex, but a writer
-// can give up after its own timeout instead of queueing behind a write
-// that is stuck on a peer that does not read.
-type writeLock chan struct{}
-
-func newWriteLock() writeLock { return make(writeLock, 1) }
-
-func (l writeLock) lock()   { l <- struct{}{} }
-func (l writeLock) unlock() { <-l }
-
-func (l writeLock) tryLock() bool {
-	select {
-	case l <- struct{}{}:
-		return true
-	default:
-		return false
-	}
-}
-
-// lockWithin locks, waiting at most d (d <= 0: as long as it takes).
-func (l writeLock) lockWithin(d time.Duration) bool {
-	if l.tryLock() {
-		return true
-	}
-	if d <= 0 {
-		l.lock()
-		return true
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case l <- struct{}{}:
-		return true
-	case <-t.C:
-		return false
-	}
 }

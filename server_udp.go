@@ -1,29 +1,12 @@
 package getty
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net"
 	"runtime/debug"
 	"sync"
 )
-
-// UDPContext is a package with its peer: what OnMessage receives on a UDP
-// endpoint or client, and what WritePkg takes on an endpoint to name the
-// destination.
-//
-// On received packages PeerAddr comes from a small per-session cache so
-// that a known peer costs no allocation: treat it as read-only.
-type UDPContext struct {
-	Pkg      any
-	PeerAddr *net.UDPAddr
-}
-
-// String prints the package and the peer, as upstream.
-func (c UDPContext) String() string {
-	return fmt.Sprintf("{pkg:%#v, peer addr:%s}", c.Pkg, c.PeerAddr)
-}
 
 // udpEndpoint is a server over one unconnected UDP socket, with one session
 // for every peer, as upstream.
@@ -207,43 +190,4 @@ func (u *udpEndpoint) run(pc *net.UDPConn, cb NewSessionCallback) error {
 	u.closeSessions()
 	u.release()
 	return err
-}
-
-// udpClient is a client over connected UDP sockets.
-type udpClient struct {
-	*client
-}
-
-// NewUDPClient returns a client of a UDP server: each of its
-// WithConnectionNumber sessions is a UDP socket connected to
-// WithServerAddress. Nothing is sent before the first write (upstream sent
-// a "connect-ping" datagram, which non-getty peers see as garbage).
-//
-// One datagram is one Reader call, and OnMessage receives a
-// UDPContext{Pkg, PeerAddr} as upstream. Bad datagrams are dropped and
-// counted (EndpointStatsOf(client).Drops). The ICMP "port unreachable"
-// that a connected socket reports as "connection refused" when nobody
-// listens is ignored: the session stays open, so a server that comes up
-// later is reached without a reconnect. A session ends only on Close or a
-// hard socket error, and is then redialled like a TCP one.
-func NewUDPClient(opts ...ClientOption) Client {
-	c := newClient(UDP_CLIENT, "udp-session", opts)
-	u := &udpClient{client: c}
-	c.endpoint.self = u
-	c.dial = u.dialUDP
-	return u
-}
-
-func (u *udpClient) dialUDP(ctx context.Context) (transport, error) {
-	d := net.Dialer{Timeout: u.opts.dialTimeout}
-	conn, err := d.DialContext(ctx, "udp", u.opts.addr)
-	if err != nil {
-		return nil, err
-	}
-	uc, ok := conn.(*net.UDPConn)
-	if !ok {
-		conn.Close()
-		return nil, fmt.Errorf("getty: dial udp: unexpected %T", conn)
-	}
-	return newUDPTransport(uc, true), nil
 }

@@ -1,0 +1,98 @@
+package getty
+
+import (
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// WebSocket pings keep intermediaries from dropping an idle connection and
+// let OnCron see a live peer through GetActive (a pong marks the session
+// active). A session pings every cron period, as upstream's OnCron path
+// did, from the process timer wheel: the wheel callback only re-arms and
+// queues the connection, and wsPinger writes the ping. A ping is skipped
+// while a write holds the connection, since the peer is then hearing from
+// us anyway.
+
+func (t *wsTransport) armPing(s *session) {
+	t.ping.Reset(time.Duration(s.cronPeriod.Load()))
+	if t.closing.Load() {
+		t.ping.Stop()
+	}
+}
+
+func (t *wsTransport) stopPing() { t.ping.Stop() }
+
+// pingFire runs on the wheel goroutine: no blocking here.
+func (t *wsTransport) pingFire() {
+	s := t.s.Load()
+	if s == nil || t.closing.Load() {
+		return
+	}
+	t.armPing(s)
+	if t.pingQueued.CompareAndSwap(false, true) && !wsPings.add(t) {
+		t.pingQueued.Store(false)
+	}
+}
+
+func (t *wsTransport) writePing() {
+	t.pingQueued.Store(false)
+	s := t.s.Load()
+	if s == nil || t.closing.Load() || !t.mu.tryLock() {
+		return
+	}
+	var err error
+	if !t.closeSent {
+		err = t.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(s.WriteTimeout()))
+	}
+	t.mu.unlock()
+	if err != nil && !t.closing.Load() && !s.closing.Load() {
+		s.closeWith(s.opError("ping", err))
+	}
+}
+
+// wsPinger writes queued pings on one goroutine for the whole process,
+// started when a ping is queued and gone as soon as the queue is empty.
+type wsPinger struct {
+	mu      sync.Mutex
+	queue   []*wsTransport
+	running bool
+}
+
+// wsPingQueueMax bounds the queue; pings beyond it are skipped for a beat.
+const wsPingQueueMax = 1 << 16
+
+var wsPings wsPinger
+
+func (p *wsPinger) add(t *wsTransport) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.queue) >= wsPingQueueMax {
+		return false
+	}
+	p.queue = append(p.queue, t)
+	if !p.running {
+		p.running = true
+		go p.run()
+	}
+	return true
+}
+
+func (p *wsPinger) run() {
+	var batch []*wsTransport
+	for {
+		p.mu.Lock()
+		if len(p.queue) == 0 {
+			p.running = false
+			p.mu.Unlock()
+			return
+		}
+		batch, p.queue = p.queue, batch[:0]
+		p.mu.Unlock()
+		for i, t := range batch {
+			t.writePing()
+			batch[i] = nil
+		}
+	}
+}
