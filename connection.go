@@ -48,44 +48,123 @@ type Connection interface {
 	SetSession(Session)
 }
 
-// transport is what a session needs from one kind of connection. The
-// session owns the life cycle; a transport only moves bytes.
+// The boundary between a session and its transport is four interfaces, one
+// per direction and kind, so neither side reaches into the other's fields:
+//
+//	session -> transport   transport (every kind), packetTransport (UDP)
+//	transport -> session   streamConn (TCP, TLS), messageSession (UDP, WebSocket)
+//
+// The session owns the life cycle; a transport only moves bytes.
+
+// transport is what a session needs from one kind of connection.
 type transport interface {
 	// conn is what Session.Conn returns: *net.TCPConn, *tls.Conn,
 	// *net.UDPConn, or the net.Conn under a WebSocket.
 	conn() net.Conn
 	// readLoop runs on the reader goroutine until the connection fails or
-	// closes, feeding what it reads to s (readStream, handleDatagram,
-	// handleMessage). A nil return is an orderly end (EOF or local close).
-	readLoop(s *session) error
+	// closes, feeding what it reads to s: a stream transport hands itself to
+	// s.readStream, a message transport hands each message to
+	// s.handleMessage. A nil return is an orderly end (EOF or local close).
+	readLoop(s sessionPort) error
 	// write sends first and more as one unit (stream bytes, one datagram,
 	// one WebSocket message) within timeout (<= 0: none). A timeout rather
 	// than a deadline, so gathered writes read the clock only when they
-	// reach the socket. peer is the UDP destination and nil elsewhere. It
-	// must not keep the slices after it returns.
-	write(s *session, first []byte, more [][]byte, peer *net.UDPAddr, timeout time.Duration) (int, error)
+	// reach the socket. It must not keep the slices after it returns.
+	write(first []byte, more [][]byte, timeout time.Duration) (int, error)
 	// cork and uncork bracket a dispatch batch: writes made in between may
 	// be gathered and flushed together at uncork. uncork with flush false
 	// only ends the batch, so the next write flushes everything at once;
-	// uncork with flush true also writes out what is pending. Message
-	// transports make them no-ops.
+	// uncork with flush true also writes out what is pending, within
+	// timeout. Message transports make them no-ops.
 	cork()
-	uncork(s *session, flush bool) error
+	uncork(flush bool, timeout time.Duration) error
 	// shutdown flushes what was accepted for writing (bounded by deadline)
 	// and closes the connection; it is idempotent and makes readLoop
-	// return.
-	shutdown(deadline time.Time) error
+	// return. reason is the error that ends the session, nil for an orderly
+	// close (a WebSocket tells its peer with the close code).
+	shutdown(deadline time.Time, reason error) error
 	// closeNow closes the connection without flushing; linger as CloseConn.
 	closeNow(linger int)
 	// setCompress switches compression; false if the transport cannot.
 	setCompress(CompressType) bool
 }
 
+// packetTransport is a transport whose packages carry their peer (UDP): on
+// an endpoint's one unconnected socket every write names its destination,
+// and on every UDP socket OnMessage receives the package with the peer it
+// came from. The session asks it rather than knowing what a peer is.
+type packetTransport interface {
+	// peerOf picks the destination of pkg, before it is encoded; nil
+	// without an error when the socket has one peer (a connected client).
+	peerOf(pkg any) (net.Addr, error)
+	// writeTo is write to peer; a nil peer is the default one.
+	writeTo(peer net.Addr, first []byte, more [][]byte, timeout time.Duration) (int, error)
+	// wrap makes what OnMessage receives from a decoded package, with the
+	// peer of the message being handled (on the reader goroutine);
+	// unwrap gives back the decoded package, for PkgReleaser.
+	wrap(pkg any) any
+	unwrap(pkg any) any
+}
+
 // handshaker is a transport with a step between accept (or dial) and the
 // new-session callback: a TLS handshake. A failure closes the connection
 // before any callback.
 type handshaker interface {
-	handshake(s *session) error
+	handshake() error
+}
+
+// streamConn is what readStream needs from a stream transport.
+type streamConn interface {
+	// readFresh reads into a new pooled buffer of at least size bytes. It
+	// waits for the socket without holding a buffer where it can, so an
+	// idle connection holds none. The buffer is returned even with n == 0.
+	readFresh(size int) (buf *[]byte, n int, err error)
+	// read reads into p, the free part of the buffer being filled.
+	read(p []byte) (int, error)
+	setReadDeadline(time.Time) error
+	// timeoutIsFatal reports a reader that stays broken after an error, a
+	// timeout included (a decompressor): its deadline must never fire on
+	// an idle connection.
+	timeoutIsFatal() bool
+}
+
+// messageSession is what a message transport (UDP, WebSocket) needs from
+// the session it carries: the mirror of streamConn. It reads the session's
+// settings, hands it whole messages, and ends it; it never touches the
+// session's fields.
+type messageSession interface {
+	// handleMessage decodes one whole message (one Reader call) and
+	// dispatches the package.
+	handleMessage(data []byte) error
+	// ending reports that the session is closing: a message read now is
+	// dropped, and a failed write is not the session's error.
+	ending() bool
+	msgLimit() int
+	ReadTimeout() time.Duration
+	WriteTimeout() time.Duration
+	cronInterval() time.Duration
+	UpdateActive()
+	// countDrop counts a datagram dropped without reaching OnMessage.
+	countDrop()
+	// token names the session in logs.
+	token() string
+	opError(op string, err error) error
+	// readError classifies the error that ended a read: nil for EOF or the
+	// session's own close.
+	readError(err error) error
+	// peerClosing records why the peer is closing (nil: in order) and marks
+	// the session closing, so later writes report it closed rather than
+	// failing it.
+	peerClosing(reason error)
+	// fail closes the session with err, which OnError receives.
+	fail(err error)
+}
+
+// sessionPort is what every transport's readLoop receives: the stream
+// entry and the message one. *session is the only implementation.
+type sessionPort interface {
+	readStream(c streamConn) error
+	messageSession
 }
 
 // writeDeadline sets a connection's write deadline lazily: only when the

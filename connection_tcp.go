@@ -50,7 +50,7 @@ func newTCPTransport(c net.Conn) *tcpTransport {
 
 func (t *tcpTransport) conn() net.Conn { return t.c }
 
-func (t *tcpTransport) readLoop(s *session) error { return s.readStream(t) }
+func (t *tcpTransport) readLoop(s sessionPort) error { return s.readStream(t) }
 
 func (t *tcpTransport) readFresh(size int) (*[]byte, int, error) {
 	if t.raw == nil {
@@ -70,20 +70,21 @@ func (t *tcpTransport) read(p []byte) (int, error) {
 
 func (t *tcpTransport) setReadDeadline(d time.Time) error { return t.c.SetReadDeadline(d) }
 
-// stickyErrors: flate and snappy readers keep the first error they see.
-func (t *tcpTransport) stickyErrors() bool { return t.zr != nil }
+// timeoutIsFatal: flate and snappy readers keep the first error they see,
+// a timeout included.
+func (t *tcpTransport) timeoutIsFatal() bool { return t.zr != nil }
 
-func (t *tcpTransport) write(_ *session, first []byte, more [][]byte, _ *net.UDPAddr, timeout time.Duration) (int, error) {
+func (t *tcpTransport) write(first []byte, more [][]byte, timeout time.Duration) (int, error) {
 	return t.out.write(first, more, timeout)
 }
 
 func (t *tcpTransport) cork() { t.out.cork() }
 
-func (t *tcpTransport) uncork(s *session, flush bool) error {
-	return t.out.uncork(s.WriteTimeout(), flush)
+func (t *tcpTransport) uncork(flush bool, timeout time.Duration) error {
+	return t.out.uncork(timeout, flush)
 }
 
-func (t *tcpTransport) shutdown(deadline time.Time) error {
+func (t *tcpTransport) shutdown(deadline time.Time, _ error) error {
 	err := t.out.close(deadline)
 	if t.tcp != nil && t.c != net.Conn(t.tcp) {
 		// tls.Conn.Close writes a close_notify under its own 5 s deadline;
@@ -147,7 +148,7 @@ func (t *tcpTransport) setCompress(c CompressType) bool {
 
 // handshake runs the TLS handshake with its timeout before the session
 // starts, so a failed or stalled handshake never reaches a callback.
-func (t *tcpTransport) handshake(*session) error {
+func (t *tcpTransport) handshake() error {
 	tc, ok := t.c.(*tls.Conn)
 	if !ok {
 		return nil

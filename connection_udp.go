@@ -52,9 +52,8 @@ type udpTransport struct {
 	last atomic.Pointer[net.UDPAddr]
 
 	// owned by the reader goroutine
-	peers  map[netip.AddrPort]*net.UDPAddr // peer address cache
-	cur    *net.UDPAddr                    // the current datagram's peer
-	wrapFn func(any) any                   // t.wrap, made once
+	peers map[netip.AddrPort]*net.UDPAddr // peer address cache
+	cur   *net.UDPAddr                    // the current datagram's peer
 
 	wmu      sync.Mutex    // serializes write deadlines with their writes
 	deadline writeDeadline // wmu held
@@ -88,16 +87,19 @@ func udpReadBufSize(maxLen int) int {
 	return min(max(size, 1), maxDatagram)
 }
 
-func (t *udpTransport) readLoop(s *session) error {
-	t.wrapFn = t.wrap
+func (t *udpTransport) readLoop(s sessionPort) error { return t.readDatagrams(s) }
+
+// readDatagrams reads one datagram at a time into a buffer it keeps while
+// the session lives, and hands each good one to the session whole.
+func (t *udpTransport) readDatagrams(s messageSession) error {
 	t.peers = make(map[netip.AddrPort]*net.UDPAddr)
 	var bp *[]byte
 	defer func() { bufpool.Put(bp) }()
 	for {
-		if s.closing.Load() {
+		if s.ending() {
 			return nil
 		}
-		maxLen := int(s.maxMsgLen.Load())
+		maxLen := s.msgLimit()
 		size := udpReadBufSize(maxLen)
 		if bp == nil || len(*bp) < size || len(*bp) > 2*size && len(*bp) > 512 {
 			bufpool.Put(bp)
@@ -105,32 +107,16 @@ func (t *udpTransport) readLoop(s *session) error {
 		}
 		n, _, flags, ap, err := t.c.ReadMsgUDPAddrPort(*bp, nil)
 		if err != nil {
-			if s.closing.Load() {
+			if s.ending() {
 				return nil
 			}
-			if isTruncErr(err) {
-				s.drops.Add(1)
-				continue
-			}
-			if isTimeout(err) {
-				// Someone set a read deadline on Conn(); datagrams do
-				// not need one.
-				_ = t.c.SetReadDeadline(time.Time{})
-				continue
-			}
-			if isUDPRefused(err) {
-				// ICMP port unreachable for an earlier write on a
-				// connected socket: the peer may come (back) up, and
-				// the next datagrams may get through. Keep the session.
-				if debugLogging() {
-					log().Debugf("getty: %s: %v (ignored)", s.token(), err)
-				}
+			if t.readErrorIsTransient(s, err) {
 				continue
 			}
 			return s.readError(err)
 		}
 		if n == 0 || n > maxLen || flags&msgTrunc != 0 {
-			s.drops.Add(1)
+			s.countDrop()
 			if debugLogging() {
 				log().Debugf("getty: %s: dropped a datagram of %d bytes or more from %v (max %d)", s.token(), n, ap, maxLen)
 			}
@@ -141,16 +127,40 @@ func (t *udpTransport) readLoop(s *session) error {
 			continue
 		}
 		t.cur = t.peer(ap)
-		if err := s.handleMessage(data, t.wrapFn); err != nil {
-			if s.closing.Load() || errors.Is(err, ErrPanic) {
+		if err := s.handleMessage(data); err != nil {
+			if s.ending() || errors.Is(err, ErrPanic) {
 				return err
 			}
-			s.drops.Add(1)
+			s.countDrop()
 			if debugLogging() {
 				log().Debugf("getty: dropped a datagram from %v: %v", ap, err)
 			}
 		}
 	}
+}
+
+// readErrorIsTransient handles a read error that does not end the session:
+// a truncated datagram (dropped), a deadline someone set on Conn(), or the
+// ICMP echo of an earlier write.
+func (t *udpTransport) readErrorIsTransient(s messageSession, err error) bool {
+	switch {
+	case isTruncErr(err):
+		s.countDrop()
+	case isTimeout(err):
+		// Someone set a read deadline on Conn(); datagrams do not need
+		// one.
+		_ = t.c.SetReadDeadline(time.Time{})
+	case isUDPRefused(err):
+		// ICMP port unreachable for an earlier write on a connected
+		// socket: the peer may come (back) up, and the next datagrams may
+		// get through. Keep the session.
+		if debugLogging() {
+			log().Debugf("getty: %s: %v (ignored)", s.token(), err)
+		}
+	default:
+		return false
+	}
+	return true
 }
 
 // peer returns the *net.UDPAddr for ap, from the cache so that a known peer
@@ -176,12 +186,49 @@ func (t *udpTransport) peer(ap netip.AddrPort) *net.UDPAddr {
 // peer.
 func (t *udpTransport) wrap(pkg any) any { return UDPContext{Pkg: pkg, PeerAddr: t.cur} }
 
-// defaultPeer is the endpoint's destination for writes that name none.
-func (t *udpTransport) defaultPeer() *net.UDPAddr { return t.last.Load() }
+// unwrap gives back what wrap wrapped.
+func (t *udpTransport) unwrap(pkg any) any {
+	if c, ok := pkg.(UDPContext); ok {
+		return c.Pkg
+	}
+	return pkg
+}
 
-func (t *udpTransport) write(_ *session, first []byte, more [][]byte, peer *net.UDPAddr, timeout time.Duration) (int, error) {
+// peerOf picks an endpoint's destination: the PeerAddr of a UDPContext,
+// else the peer the latest datagram came from. A connected socket has its
+// one peer: nil.
+func (t *udpTransport) peerOf(pkg any) (net.Addr, error) {
+	if t.connected {
+		return nil, nil
+	}
+	var peer *net.UDPAddr
+	switch c := pkg.(type) {
+	case UDPContext:
+		peer = c.PeerAddr
+	case *UDPContext:
+		if c != nil {
+			peer = c.PeerAddr
+		}
+	}
+	if peer == nil {
+		peer = t.last.Load()
+	}
+	if peer == nil {
+		return nil, ErrNullPeerAddr
+	}
+	return peer, nil
+}
+
+func (t *udpTransport) write(first []byte, more [][]byte, timeout time.Duration) (int, error) {
+	return t.writeTo(nil, first, more, timeout)
+}
+
+// writeTo sends one datagram: to peer (nil: the peer heard from last) on
+// an endpoint's socket, to the dialled peer on a connected one.
+func (t *udpTransport) writeTo(to net.Addr, first []byte, more [][]byte, timeout time.Duration) (int, error) {
 	var ap netip.AddrPort
 	if !t.connected {
+		peer, _ := to.(*net.UDPAddr)
 		if peer == nil {
 			peer = t.last.Load()
 		}
@@ -226,12 +273,12 @@ func (t *udpTransport) write(_ *session, first []byte, more [][]byte, peer *net.
 	return n, err
 }
 
-func (t *udpTransport) cork()                       {}
-func (t *udpTransport) uncork(*session, bool) error { return nil }
+func (t *udpTransport) cork()                            {}
+func (t *udpTransport) uncork(bool, time.Duration) error { return nil }
 
 // shutdown closes the socket: a datagram write is synchronous, so there is
 // nothing to flush.
-func (t *udpTransport) shutdown(time.Time) error {
+func (t *udpTransport) shutdown(time.Time, error) error {
 	_ = t.c.Close()
 	return nil
 }

@@ -54,7 +54,7 @@ type wsTransport struct {
 	closing atomic.Bool // shutdown or closeNow began
 	reading atomic.Bool // readLoop is running
 
-	s          atomic.Pointer[session] // set by readLoop, for pings
+	s          atomic.Value // messageSession, set by readMessages; for pings
 	ping       *wheel.Timer
 	pingQueued atomic.Bool
 }
@@ -70,8 +70,8 @@ func newWSTransport(ws *websocket.Conn, deflate bool) *wsTransport {
 
 func (t *wsTransport) conn() net.Conn { return t.raw }
 
-func (t *wsTransport) cork()                       {}
-func (t *wsTransport) uncork(*session, bool) error { return nil }
+func (t *wsTransport) cork()                            {}
+func (t *wsTransport) uncork(bool, time.Duration) error { return nil }
 
 // setCompress switches per-message deflate for the messages written from
 // now on: flate levels turn it on (when the peer negotiated it), CompressNone
@@ -97,7 +97,7 @@ func (t *wsTransport) setCompress(c CompressType) bool {
 }
 
 // write sends first and more as one binary message within timeout.
-func (t *wsTransport) write(_ *session, first []byte, more [][]byte, _ *net.UDPAddr, timeout time.Duration) (int, error) {
+func (t *wsTransport) write(first []byte, more [][]byte, timeout time.Duration) (int, error) {
 	if !t.mu.lockWithin(timeout) {
 		// Another write has held the connection for this call's whole
 		// timeout: the peer is not reading. Fail the connection, which
@@ -170,7 +170,7 @@ func closeCode(err error) int {
 		return websocket.CloseNormalClosure
 	case errors.Is(err, ErrMsgTooLong):
 		return websocket.CloseMessageTooBig
-	case errors.As(err, &se) && se.Op == "decode":
+	case errors.As(err, &se) && se.Op == opDecode:
 		return websocket.CloseInvalidFramePayloadData
 	}
 	return websocket.CloseInternalServerErr
@@ -182,18 +182,14 @@ func closeCode(err error) int {
 // wsCloseGrace, so the peer reads our close before the socket goes. Once the
 // reader is gone (the session's final step calls shutdown again), it closes
 // the socket.
-func (t *wsTransport) shutdown(deadline time.Time) error {
+func (t *wsTransport) shutdown(deadline time.Time, reason error) error {
 	if t.closing.CompareAndSwap(false, true) {
 		t.stopPing()
 		d := time.Now().Add(wsCloseGrace)
 		if deadline.Before(d) {
 			d = deadline
 		}
-		code := websocket.CloseNormalClosure
-		if s := t.s.Load(); s != nil {
-			code = closeCode(s.endErr())
-		}
-		err := t.sendClose(code, "", d)
+		err := t.sendClose(closeCode(reason), "", d)
 		if err == nil && t.reading.Load() {
 			t.dlMu.Lock()
 			_ = t.raw.SetReadDeadline(d)
@@ -250,50 +246,27 @@ func (t *wsTransport) closeNow(linger int) {
 }
 
 // readLoop reads one message at a time and hands it to the session whole.
-func (t *wsTransport) readLoop(s *session) error {
+func (t *wsTransport) readLoop(s sessionPort) error { return t.readMessages(s) }
+
+func (t *wsTransport) readMessages(s messageSession) error {
 	t.s.Store(s)
 	t.reading.Store(true)
 	defer t.reading.Store(false)
 	defer t.stopPing()
 
-	t.ws.SetPongHandler(func(string) error {
-		s.UpdateActive()
-		return nil
-	})
-	t.ws.SetPingHandler(func(data string) error {
-		s.UpdateActive()
-		// A pong that cannot be written is not this read's failure: a
-		// broken connection shows up on the next read or write.
-		_ = t.control(websocket.PongMessage, []byte(data), time.Now().Add(s.WriteTimeout()))
-		return nil
-	})
-	t.ws.SetCloseHandler(func(code int, text string) error {
-		// A peer closing with an error or application code ends the
-		// session with that error (for OnError), recorded before closing
-		// is set, which makes later read errors count as orderly.
-		switch code {
-		case websocket.CloseNormalClosure, websocket.CloseGoingAway, websocket.CloseNoStatusReceived:
-		default:
-			s.setErr(s.opError("read", &websocket.CloseError{Code: code, Text: text}))
-		}
-		// The peer is closing: from here on writes report the session
-		// closed rather than failing it (and reaching OnError).
-		s.closing.Store(true)
-		// Echo the peer's code, as RFC 6455 asks; nothing when we sent
-		// ours first.
-		_ = t.sendClose(code, "", time.Now().Add(wsCloseGrace))
-		return nil
-	})
+	t.ws.SetPongHandler(t.onPong)
+	t.ws.SetPingHandler(t.onPing)
+	t.ws.SetCloseHandler(t.onClose)
 	t.armPing(s)
 
 	for {
-		limit := s.maxMsgLen.Load()
+		limit := s.msgLimit()
 		// gorilla limits the bytes on the wire; a compressed message of
 		// exactly the limit may be a little longer there. readMessage
 		// checks the exact limit once inflated.
-		wire := limit
+		wire := int64(limit)
 		if t.deflate {
-			wire += limit/8 + 1024
+			wire += int64(limit)/8 + 1024
 		}
 		t.ws.SetReadLimit(wire)
 		typ, r, err := t.ws.NextReader()
@@ -301,7 +274,7 @@ func (t *wsTransport) readLoop(s *session) error {
 			return t.readError(s, err, false)
 		}
 		s.UpdateActive()
-		bp, n, err := t.readMessage(s, r, int(limit))
+		bp, n, err := t.readMessage(s, r, limit)
 		if err != nil {
 			if bp != nil {
 				bufpool.Put(bp)
@@ -310,11 +283,11 @@ func (t *wsTransport) readLoop(s *session) error {
 				// Over the limit after inflating: gorilla only limits
 				// what arrives on the wire.
 				_ = t.sendClose(websocket.CloseMessageTooBig, "", time.Now().Add(wsCloseGrace))
-				return s.opError("read", err)
+				return s.opError(opRead, err)
 			}
 			return t.readError(s, err, true)
 		}
-		if t.closing.Load() || s.closing.Load() {
+		if t.closing.Load() || s.ending() {
 			// Closing: drain until the peer's close frame arrives.
 			bufpool.Put(bp)
 			continue
@@ -323,9 +296,9 @@ func (t *wsTransport) readLoop(s *session) error {
 		if typ == websocket.TextMessage && !utf8.Valid(data) {
 			bufpool.Put(bp)
 			_ = t.sendClose(websocket.CloseInvalidFramePayloadData, "invalid UTF-8 in a text message", time.Now().Add(wsCloseGrace))
-			return s.opError("read", errors.New("getty: websocket: invalid UTF-8 in a text message"))
+			return s.opError(opRead, errors.New("getty: websocket: invalid UTF-8 in a text message"))
 		}
-		err = s.handleMessage(data, nil)
+		err = s.handleMessage(data)
 		bufpool.Put(bp)
 		if err != nil {
 			return err
@@ -333,9 +306,51 @@ func (t *wsTransport) readLoop(s *session) error {
 	}
 }
 
+// session is the session readMessages serves; nil before it starts.
+func (t *wsTransport) session() messageSession {
+	s, _ := t.s.Load().(messageSession)
+	return s
+}
+
+// onPong is gorilla's pong handler: a pong marks the session active.
+func (t *wsTransport) onPong(string) error {
+	t.session().UpdateActive()
+	return nil
+}
+
+// onPing is gorilla's ping handler: it answers with a pong.
+func (t *wsTransport) onPing(data string) error {
+	s := t.session()
+	s.UpdateActive()
+	// A pong that cannot be written is not this read's failure: a broken
+	// connection shows up on the next read or write.
+	_ = t.control(websocket.PongMessage, []byte(data), time.Now().Add(s.WriteTimeout()))
+	return nil
+}
+
+// onClose is gorilla's close handler: the peer started the close
+// handshake.
+func (t *wsTransport) onClose(code int, text string) error {
+	s := t.session()
+	// A peer closing with an error or application code ends the session
+	// with that error (for OnError); from here on writes report the
+	// session closed rather than failing it (and reaching OnError).
+	var reason error
+	switch code {
+	case websocket.CloseNormalClosure, websocket.CloseGoingAway, websocket.CloseNoStatusReceived:
+	default:
+		reason = s.opError(opRead, &websocket.CloseError{Code: code, Text: text})
+	}
+	s.peerClosing(reason)
+	// Echo the peer's code, as RFC 6455 asks; nothing when we sent ours
+	// first.
+	_ = t.sendClose(code, "", time.Now().Add(wsCloseGrace))
+	return nil
+}
+
 // readMessage reads the rest of a message into a pooled buffer, under the
 // session's read timeout, and fails with ErrMsgTooLong past limit.
-func (t *wsTransport) readMessage(s *session, r io.Reader, limit int) (*[]byte, int, error) {
+func (t *wsTransport) readMessage(s messageSession, r io.Reader, limit int) (*[]byte, int, error) {
 	if rt := s.ReadTimeout(); rt > 0 {
 		t.setReadDeadline(time.Now().Add(rt))
 		defer t.setReadDeadline(time.Time{})
@@ -387,7 +402,7 @@ func (t *wsTransport) setReadDeadline(d time.Time) {
 // readError classifies what ended a read: nil for an orderly end (our own
 // close, the peer's normal close, or the connection ending between
 // messages, as EOF on TCP).
-func (t *wsTransport) readError(s *session, err error, inMessage bool) error {
+func (t *wsTransport) readError(s messageSession, err error, inMessage bool) error {
 	if t.closing.Load() {
 		return nil // our own close
 	}
@@ -400,22 +415,22 @@ func (t *wsTransport) readError(s *session, err error, inMessage bool) error {
 			if !inMessage {
 				return nil
 			}
-			return s.opError("read", fmt.Errorf("%w: peer closed in the middle of a message", io.ErrUnexpectedEOF))
+			return s.opError(opRead, fmt.Errorf("%w: peer closed in the middle of a message", io.ErrUnexpectedEOF))
 		}
-		return s.opError("read", err)
+		return s.opError(opRead, err)
 	}
-	if s.closing.Load() {
+	if s.ending() {
 		return nil
 	}
 	switch {
 	case errors.Is(err, websocket.ErrReadLimit):
-		return s.opError("read", fmt.Errorf("%w: %v (max %d)", ErrMsgTooLong, err, s.maxMsgLen.Load()))
+		return s.opError(opRead, fmt.Errorf("%w: %v (max %d)", ErrMsgTooLong, err, s.msgLimit()))
 	case errors.Is(err, net.ErrClosed), errors.Is(err, io.EOF) && !inMessage:
 		return nil
 	case isTimeout(err):
-		return s.opError("read", fmt.Errorf("%w: %v", ErrReadTimeout, err))
+		return s.opError(opRead, fmt.Errorf("%w: %v", ErrReadTimeout, err))
 	}
-	return s.opError("read", err)
+	return s.opError(opRead, err)
 }
 
 // closeRaw closes the connection. Over TLS, tls.Conn.Close writes a

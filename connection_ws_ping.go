@@ -15,8 +15,8 @@ import (
 // while a write holds the connection, since the peer is then hearing from
 // us anyway.
 
-func (t *wsTransport) armPing(s *session) {
-	t.ping.Reset(time.Duration(s.cronPeriod.Load()))
+func (t *wsTransport) armPing(s messageSession) {
+	t.ping.Reset(s.cronInterval())
 	if t.closing.Load() {
 		t.ping.Stop()
 	}
@@ -26,7 +26,7 @@ func (t *wsTransport) stopPing() { t.ping.Stop() }
 
 // pingFire runs on the wheel goroutine: no blocking here.
 func (t *wsTransport) pingFire() {
-	s := t.s.Load()
+	s := t.session()
 	if s == nil || t.closing.Load() {
 		return
 	}
@@ -38,7 +38,7 @@ func (t *wsTransport) pingFire() {
 
 func (t *wsTransport) writePing() {
 	t.pingQueued.Store(false)
-	s := t.s.Load()
+	s := t.session()
 	if s == nil || t.closing.Load() || !t.mu.tryLock() {
 		return
 	}
@@ -47,8 +47,8 @@ func (t *wsTransport) writePing() {
 		err = t.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(s.WriteTimeout()))
 	}
 	t.mu.unlock()
-	if err != nil && !t.closing.Load() && !s.closing.Load() {
-		s.closeWith(s.opError("ping", err))
+	if err != nil && !t.closing.Load() && !s.ending() {
+		s.fail(s.opError(opPing, err))
 	}
 }
 

@@ -69,10 +69,23 @@ var (
 // net.OpError does for a socket. It is what OnError receives and what writes
 // return; Unwrap exposes the cause for errors.Is and errors.As.
 type SessionError struct {
-	Op      string // "read", "write", "decode", "encode", "dispatch", or "callback" for a panic in a listener callback
+	Op      string // "read", "write", "decode", "encode", "send", "dispatch", "ping", or "callback" for a panic in a listener callback
 	Session string // the session's Stat-style token, {name:type:id:local<->remote}
 	Err     error
 }
+
+// The operations a SessionError names. The strings show in error messages
+// and callers may compare Op with them, so they never change.
+const (
+	opRead     = "read"
+	opWrite    = "write"
+	opDecode   = "decode"
+	opEncode   = "encode"
+	opSend     = "send"
+	opDispatch = "dispatch"
+	opPing     = "ping"
+	opCallback = "callback"
+)
 
 // Error says which operation failed on which session, and why.
 func (e *SessionError) Error() string {

@@ -36,17 +36,17 @@ func (f *chunkStream) readFresh(size int) (*[]byte, int, error) {
 	n, err := f.next(*bp)
 	return bp, n, err
 }
-func (f *chunkStream) read(p []byte) (int, error)      { return f.next(p) }
-func (f *chunkStream) setReadDeadline(time.Time) error { return nil }
-func (f *chunkStream) stickyErrors() bool              { return false }
-func (f *chunkStream) conn() net.Conn                  { return f.c }
-func (f *chunkStream) readLoop(s *session) error       { return s.readStream(f) }
-func (f *chunkStream) cork()                           {}
-func (f *chunkStream) uncork(*session, bool) error     { return nil }
-func (f *chunkStream) shutdown(time.Time) error        { return nil }
-func (f *chunkStream) closeNow(int)                    {}
-func (f *chunkStream) setCompress(c CompressType) bool { return c == CompressNone }
-func (f *chunkStream) write(*session, []byte, [][]byte, *net.UDPAddr, time.Duration) (int, error) {
+func (f *chunkStream) read(p []byte) (int, error)       { return f.next(p) }
+func (f *chunkStream) setReadDeadline(time.Time) error  { return nil }
+func (f *chunkStream) timeoutIsFatal() bool             { return false }
+func (f *chunkStream) conn() net.Conn                   { return f.c }
+func (f *chunkStream) readLoop(s sessionPort) error     { return s.readStream(f) }
+func (f *chunkStream) cork()                            {}
+func (f *chunkStream) uncork(bool, time.Duration) error { return nil }
+func (f *chunkStream) shutdown(time.Time, error) error  { return nil }
+func (f *chunkStream) closeNow(int)                     {}
+func (f *chunkStream) setCompress(c CompressType) bool  { return c == CompressNone }
+func (f *chunkStream) write([]byte, [][]byte, time.Duration) (int, error) {
 	return 0, nil
 }
 

@@ -89,6 +89,7 @@ type session struct {
 	id   uint32
 	ep   *endpoint
 	tr   transport
+	pt   packetTransport // tr, when its packages carry their peer; else nil
 	name atomic.Pointer[string]
 
 	// user pieces; set in the new-session callback, read by the reader
@@ -149,6 +150,7 @@ func newSession(ep *endpoint, tr transport) *session {
 		tr:        tr,
 		finalDone: make(chan struct{}),
 	}
+	s.pt, _ = tr.(packetTransport)
 	s.Reset()
 	s.onMessage = s.runMessage
 	s.cron = wheel.Default().NewTimer(s.cronFire)
@@ -292,7 +294,7 @@ func (s *session) Send(pkg any) (int, error) {
 		_, n, err := s.writeRaw(pkg)
 		return n, err
 	}
-	return 0, s.opError("send", fmt.Errorf("getty: Send cannot write %T", pkg))
+	return 0, s.opError(opSend, fmt.Errorf("getty: Send cannot write %T", pkg))
 }
 
 func (s *session) CloseConn(waitSec int) {

@@ -43,7 +43,7 @@ func (s *session) dispatch(pkg any) error {
 			}
 		}) {
 			s.release(pkg)
-			s.closeWith(s.opError("dispatch", errors.New("getty: task pool closed")))
+			s.closeWith(s.opError(opDispatch, errors.New("getty: task pool closed")))
 		}
 	default:
 		s.runMessage(pkg)
@@ -72,8 +72,8 @@ func (s *session) uncorkErr() error { return s.endBatch(true) }
 
 // endBatch ends a dispatch batch; flush writes out the gathered replies.
 func (s *session) endBatch(flush bool) error {
-	if err := s.tr.uncork(s, flush); err != nil {
-		err = s.opError("write", err)
+	if err := s.tr.uncork(flush, s.WriteTimeout()); err != nil {
+		err = s.opError(opWrite, err)
 		s.closeWith(err)
 		return err
 	}

@@ -28,7 +28,7 @@ func (s *session) run(newSession NewSessionCallback) {
 //go:noinline
 func (s *session) setup(newSession NewSessionCallback) bool {
 	if h, ok := s.tr.(handshaker); ok {
-		if err := h.handshake(s); err != nil {
+		if err := h.handshake(); err != nil {
 			log().Infof("getty: %s: handshake: %v", s.token(), err)
 			s.closing.Store(true)
 			s.tr.closeNow(-1)
@@ -126,7 +126,7 @@ func (s *session) closeWith(err error) {
 	if err != nil {
 		var se *SessionError
 		if !errors.As(err, &se) {
-			err = s.opError("callback", err)
+			err = s.opError(opCallback, err)
 		}
 		s.setErr(err)
 	}
@@ -134,13 +134,28 @@ func (s *session) closeWith(err error) {
 		return
 	}
 	s.stopCron()
-	if err := s.tr.shutdown(time.Now().Add(time.Duration(s.waitTime.Load()))); err != nil {
+	if err := s.tr.shutdown(time.Now().Add(time.Duration(s.waitTime.Load())), s.endErr()); err != nil {
 		log().Debugf("getty: %s: flush on close: %v", s.token(), err)
 	}
 	// The reader notices the closed socket and finishes the session; final
 	// never runs here, since Close may be called from a callback that final
 	// has to wait for.
 }
+
+// peerClosing is how a message transport reports the peer's close: reason
+// (nil for an orderly close) is recorded before closing is set, which makes
+// later read errors count as orderly and later writes report the session
+// closed rather than failing it.
+func (s *session) peerClosing(reason error) {
+	if reason != nil {
+		s.setErr(reason)
+	}
+	s.closing.Store(true)
+}
+
+// fail closes the session with err, for a transport that failed outside
+// a read or a write (a WebSocket ping).
+func (s *session) fail(err error) { s.closeWith(err) }
 
 // finish runs on the reader goroutine once readLoop has returned.
 func (s *session) finish(readErr error) {
@@ -168,7 +183,7 @@ func (s *session) final() {
 		defer close(s.finalDone)
 		s.closing.Store(true)
 		s.stopCron()
-		_ = s.tr.shutdown(time.Now().Add(time.Duration(s.waitTime.Load())))
+		_ = s.tr.shutdown(time.Now().Add(time.Duration(s.waitTime.Load())), s.endErr())
 		s.gateMu.Lock()
 		s.gateShut = true
 		s.gateMu.Unlock()

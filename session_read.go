@@ -12,21 +12,6 @@ import (
 	"github.com/getty-go/getty/internal/bufpool"
 )
 
-// streamConn is what readStream needs from a stream transport.
-type streamConn interface {
-	// readFresh reads into a new pooled buffer of at least size bytes. It
-	// waits for the socket without holding a buffer where it can, so an
-	// idle connection holds none. The buffer is returned even with n == 0.
-	readFresh(size int) (buf *[]byte, n int, err error)
-	// read reads into p, the free part of the buffer being filled.
-	read(p []byte) (int, error)
-	setReadDeadline(time.Time) error
-	// stickyErrors reports a reader that stays broken after an error, a
-	// timeout included (a decompressor): its deadline must never fire on
-	// an idle connection.
-	stickyErrors() bool
-}
-
 // readStream reassembles packages from a byte stream. It holds a read
 // buffer only while bytes are pending, and sets a read deadline only while
 // a package is incomplete. Its own frame stays small: the work after a read
@@ -89,7 +74,7 @@ func (s *session) afterRead(c streamConn, n int, err error) error {
 			// one still incomplete, which began in this read.
 			rs.started = now
 		}
-		if s.rlen == 0 && !rs.deadline.IsZero() && c.stickyErrors() {
+		if s.rlen == 0 && !rs.deadline.IsZero() && c.timeoutIsFatal() {
 			rs.deadline = time.Time{}
 			_ = c.setReadDeadline(rs.deadline)
 		}
@@ -107,8 +92,8 @@ func (s *session) afterRead(c streamConn, n int, err error) error {
 		return nil
 	}
 	if isTimeout(err) && !s.closing.Load() {
-		if s.rlen > 0 && !time.Now().Before(rs.started.Add(s.ReadTimeout())) || c.stickyErrors() {
-			return s.opError("read", fmt.Errorf("%w: %d of %d bytes after %v", ErrReadTimeout, s.rlen, max(rs.need, s.rlen), s.ReadTimeout()))
+		if s.rlen > 0 && !time.Now().Before(rs.started.Add(s.ReadTimeout())) || c.timeoutIsFatal() {
+			return s.opError(opRead, fmt.Errorf("%w: %d of %d bytes after %v", ErrReadTimeout, s.rlen, max(rs.need, s.rlen), s.ReadTimeout()))
 		}
 		// An idle connection outlived an old deadline: clear it.
 		rs.deadline = time.Time{}
@@ -131,11 +116,11 @@ func isTimeout(err error) bool {
 func (s *session) readError(err error) error {
 	if s.closing.Load() || errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
 		if s.rlen > 0 && errors.Is(err, io.EOF) && !s.closing.Load() {
-			return s.opError("read", fmt.Errorf("%w: peer closed in the middle of a package (%d bytes pending)", io.ErrUnexpectedEOF, s.rlen))
+			return s.opError(opRead, fmt.Errorf("%w: peer closed in the middle of a package (%d bytes pending)", io.ErrUnexpectedEOF, s.rlen))
 		}
 		return nil
 	}
-	return s.opError("read", err)
+	return s.opError(opRead, err)
 }
 
 // consume decodes and dispatches every complete package in the read
@@ -157,21 +142,21 @@ func (s *session) consume() (need int, err error) {
 				break
 			}
 			if n < 0 || n <= len(buf)-off {
-				return 0, s.opError("decode", fmt.Errorf("%w: no package but length %d with %d bytes buffered", ErrReaderContract, n, len(buf)-off))
+				return 0, s.opError(opDecode, fmt.Errorf("%w: no package but length %d with %d bytes buffered", ErrReaderContract, n, len(buf)-off))
 			}
 			if n > maxLen {
-				return 0, s.opError("decode", fmt.Errorf("%w: package of %d bytes, max %d", ErrMsgTooLong, n, maxLen))
+				return 0, s.opError(opDecode, fmt.Errorf("%w: package of %d bytes, max %d", ErrMsgTooLong, n, maxLen))
 			}
 			need = n
 			break
 		}
 		if n <= 0 || n > len(buf)-off {
 			s.release(pkg)
-			return 0, s.opError("decode", fmt.Errorf("%w: package with length %d, %d bytes buffered", ErrReaderContract, n, len(buf)-off))
+			return 0, s.opError(opDecode, fmt.Errorf("%w: package with length %d, %d bytes buffered", ErrReaderContract, n, len(buf)-off))
 		}
 		if n > maxLen {
 			s.release(pkg)
-			return 0, s.opError("decode", fmt.Errorf("%w: package of %d bytes, max %d", ErrMsgTooLong, n, maxLen))
+			return 0, s.opError(opDecode, fmt.Errorf("%w: package of %d bytes, max %d", ErrMsgTooLong, n, maxLen))
 		}
 		off += n
 		// Gather replies while more bytes wait behind this package; the
@@ -212,7 +197,7 @@ func (s *session) compact(off, need, maxLen int) error {
 	if rest >= maxLen {
 		// No package fits in what is already buffered: more bytes
 		// cannot help.
-		return s.opError("decode", fmt.Errorf("%w: no package within %d bytes (max %d)", ErrMsgTooLong, rest, maxLen))
+		return s.opError(opDecode, fmt.Errorf("%w: no package within %d bytes (max %d)", ErrMsgTooLong, rest, maxLen))
 	}
 	buf := *s.rbuf
 	if off > 0 {
@@ -226,7 +211,7 @@ func (s *session) compact(off, need, maxLen int) error {
 	// with the bytes it sends before the buffer does; never past the
 	// package's length when it is known, nor the max message length.
 	if len(buf) >= maxLen {
-		return s.opError("decode", fmt.Errorf("%w: no package within %d bytes (max %d)", ErrMsgTooLong, s.rlen, maxLen))
+		return s.opError(opDecode, fmt.Errorf("%w: no package within %d bytes (max %d)", ErrMsgTooLong, s.rlen, maxLen))
 	}
 	want := min(2*len(buf), maxLen)
 	if need > len(buf) {
@@ -243,46 +228,53 @@ func (s *session) compact(off, need, maxLen int) error {
 func (s *session) decode(b []byte) (pkg any, n int, err error) {
 	defer func() {
 		if v := recover(); v != nil {
-			err = s.opError("decode", &PanicError{Callback: "Reader.Read", Value: v, Stack: debug.Stack()})
+			err = s.opError(opDecode, &PanicError{Callback: "Reader.Read", Value: v, Stack: debug.Stack()})
 		}
 	}()
 	pkg, n, err = s.reader.Read(s, b)
 	if err != nil {
-		err = s.opError("decode", err)
+		err = s.opError(opDecode, err)
 	}
 	return pkg, n, err
 }
 
 // handleMessage decodes one whole message (a WebSocket message or a
-// datagram of a connected UDP socket): exactly one Reader call.
-func (s *session) handleMessage(data []byte, wrap func(any) any) error {
+// datagram): exactly one Reader call.
+func (s *session) handleMessage(data []byte) error {
 	s.UpdateActive()
 	s.readBytes.Add(uint64(len(data)))
 	if len(data) > int(s.maxMsgLen.Load()) {
-		return s.opError("decode", fmt.Errorf("%w: message of %d bytes, max %d", ErrMsgTooLong, len(data), s.maxMsgLen.Load()))
+		return s.opError(opDecode, fmt.Errorf("%w: message of %d bytes, max %d", ErrMsgTooLong, len(data), s.maxMsgLen.Load()))
 	}
 	pkg, n, err := s.decode(data)
 	if err != nil {
 		return err
 	}
 	if pkg == nil {
-		return s.opError("decode", fmt.Errorf("%w: incomplete package in a whole message of %d bytes", ErrReaderContract, len(data)))
+		return s.opError(opDecode, fmt.Errorf("%w: incomplete package in a whole message of %d bytes", ErrReaderContract, len(data)))
 	}
 	if n <= 0 || n > len(data) {
 		s.release(pkg)
-		return s.opError("decode", fmt.Errorf("%w: package with length %d in a message of %d bytes", ErrReaderContract, n, len(data)))
+		return s.opError(opDecode, fmt.Errorf("%w: package with length %d in a message of %d bytes", ErrReaderContract, n, len(data)))
 	}
-	if wrap != nil {
-		pkg = wrap(pkg)
+	if s.pt != nil {
+		pkg = s.pt.wrap(pkg)
 	}
 	return s.dispatch(pkg)
 }
 
 func (s *session) release(pkg any) {
 	if s.releaser != nil {
-		if c, ok := pkg.(UDPContext); ok { // wrapped by the UDP transport
-			pkg = c.Pkg
+		if s.pt != nil { // wrapped by handleMessage
+			pkg = s.pt.unwrap(pkg)
 		}
 		s.releaser.ReleasePkg(pkg)
 	}
 }
+
+// What a message transport reads of the session (messageSession).
+
+func (s *session) ending() bool                { return s.closing.Load() }
+func (s *session) msgLimit() int               { return int(s.maxMsgLen.Load()) }
+func (s *session) cronInterval() time.Duration { return time.Duration(s.cronPeriod.Load()) }
+func (s *session) countDrop()                  { s.drops.Add(1) }

@@ -12,13 +12,13 @@ import (
 
 func (s *session) WritePkg(pkg any, timeout time.Duration) (int, int, error) {
 	if pkg == nil {
-		return 0, 0, s.opError("write", errors.New("getty: nil package"))
+		return 0, 0, s.opError(opWrite, errors.New("getty: nil package"))
 	}
 	if s.closing.Load() {
-		return 0, 0, s.opError("write", ErrSessionClosed)
+		return 0, 0, s.opError(opWrite, ErrSessionClosed)
 	}
 	if s.writer == nil {
-		return 0, 0, s.opError("write", ErrWriterNil)
+		return 0, 0, s.opError(opWrite, ErrWriterNil)
 	}
 	peer, err := s.peerOf(pkg)
 	if err != nil {
@@ -56,7 +56,7 @@ func (s *session) encodeAppend(dst []byte, pkg any) (data []byte, err error) {
 	}()
 	data, err = s.appender.AppendPkg(s, dst, pkg)
 	if err != nil {
-		err = s.opError("encode", err)
+		err = s.opError(opEncode, err)
 	}
 	return data, err
 }
@@ -69,7 +69,7 @@ func (s *session) encode(pkg any) (data []byte, err error) {
 	}()
 	data, err = s.writer.Write(s, pkg)
 	if err != nil {
-		err = s.opError("encode", err)
+		err = s.opError(opEncode, err)
 	}
 	return data, err
 }
@@ -79,44 +79,31 @@ func (s *session) encode(pkg any) (data []byte, err error) {
 func (s *session) panicked(callback string, v any) error {
 	err := &PanicError{Callback: callback, Value: v, Stack: debug.Stack()}
 	s.closeWith(err)
-	return s.opError("encode", err)
+	return s.opError(opEncode, err)
 }
 
-// peerOf finds the UDP destination of a package; nil elsewhere.
-func (s *session) peerOf(pkg any) (*net.UDPAddr, error) {
-	if s.ep == nil || s.ep.typ != UDP_ENDPOINT {
+// peerOf asks a packet transport where pkg goes; nil on the others.
+func (s *session) peerOf(pkg any) (net.Addr, error) {
+	if s.pt == nil {
 		return nil, nil
 	}
-	var peer *net.UDPAddr
-	switch c := pkg.(type) {
-	case UDPContext:
-		peer = c.PeerAddr
-	case *UDPContext:
-		if c != nil {
-			peer = c.PeerAddr
-		}
-	}
-	if peer == nil {
-		if d, ok := s.tr.(interface{ defaultPeer() *net.UDPAddr }); ok {
-			peer = d.defaultPeer()
-		}
-	}
-	if peer == nil {
-		return nil, s.opError("write", ErrNullPeerAddr)
+	peer, err := s.pt.peerOf(pkg)
+	if err != nil {
+		return nil, s.opError(opWrite, err)
 	}
 	return peer, nil
 }
 
 func (s *session) WriteBytes(b []byte) (int, error) {
 	if s.closing.Load() {
-		return 0, s.opError("write", ErrSessionClosed)
+		return 0, s.opError(opWrite, ErrSessionClosed)
 	}
 	return s.send(b, nil, nil, 0)
 }
 
 func (s *session) WriteBytesArray(bs ...[]byte) (int, error) {
 	if s.closing.Load() {
-		return 0, s.opError("write", ErrSessionClosed)
+		return 0, s.opError(opWrite, ErrSessionClosed)
 	}
 	if len(bs) == 0 {
 		return 0, nil
@@ -139,7 +126,7 @@ func (s *session) writeRaw(pkg any) (int, int, error) {
 	}
 	b, str, err := payloadOf(inner)
 	if err != nil {
-		return 0, 0, s.opError("send", err)
+		return 0, 0, s.opError(opSend, err)
 	}
 	if str != "" {
 		b = []byte(str)
@@ -149,7 +136,7 @@ func (s *session) writeRaw(pkg any) (int, int, error) {
 }
 
 // send hands encoded bytes to the transport with this call's deadline.
-func (s *session) send(first []byte, more [][]byte, peer *net.UDPAddr, timeout time.Duration) (int, error) {
+func (s *session) send(first []byte, more [][]byte, peer net.Addr, timeout time.Duration) (int, error) {
 	if timeout <= 0 {
 		timeout = time.Duration(s.writeTimeout.Load())
 	}
@@ -159,9 +146,9 @@ func (s *session) send(first []byte, more [][]byte, peer *net.UDPAddr, timeout t
 	}
 	if err != nil {
 		if s.closing.Load() {
-			return n, s.opError("write", fmt.Errorf("%w (%v)", ErrSessionClosed, err))
+			return n, s.opError(opWrite, fmt.Errorf("%w (%v)", ErrSessionClosed, err))
 		}
-		err = s.opError("write", err)
+		err = s.opError(opWrite, err)
 		if !errors.Is(err, errDatagram) {
 			s.closeWith(err)
 		}
@@ -172,13 +159,16 @@ func (s *session) send(first []byte, more [][]byte, peer *net.UDPAddr, timeout t
 // writeToTransport calls the transport's write. A panic in it (a bug in
 // getty or in a library it calls) comes back as an error, which closes the
 // session in send, and never reaches the caller of WritePkg or WriteBytes.
-func (s *session) writeToTransport(first []byte, more [][]byte, peer *net.UDPAddr, timeout time.Duration) (n int, err error) {
+func (s *session) writeToTransport(first []byte, more [][]byte, peer net.Addr, timeout time.Duration) (n int, err error) {
 	defer func() {
 		if v := recover(); v != nil {
 			err = internalFault("the transport's write", v)
 		}
 	}()
-	return s.tr.write(s, first, more, peer, timeout)
+	if peer != nil {
+		return s.pt.writeTo(peer, first, more, timeout)
+	}
+	return s.tr.write(first, more, timeout)
 }
 
 // errDatagram marks write errors that spoil one datagram only, so the
