@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -74,24 +75,23 @@ func newClient(typ EndPointType, name string, opts []ClientOption) *client {
 		o.reconnectInterval = int(defaultReconnectInterval)
 	}
 	if o.maxReconnectInterval < time.Duration(o.reconnectInterval) {
-		o.maxReconnectInterval = max(10*time.Second, time.Duration(o.reconnectInterval))
+		o.maxReconnectInterval = max(defaultMaxReconnectInterval, time.Duration(o.reconnectInterval))
 	}
 	if o.dialTimeout <= 0 {
-		o.dialTimeout = 3 * time.Second
+		o.dialTimeout = defaultDialTimeout
 	}
-	if o.mailboxSize <= 0 {
-		o.mailboxSize = 64
-	}
-	c.endpoint = newEndpoint(c, typ, name, dispatchConfig{
-		tPool:       o.tPool,
-		workers:     o.workers,
-		mailboxSize: o.mailboxSize,
-		ordered:     o.ordered,
-	})
+	c.endpoint = newEndpoint(c, typ, name, o.dispatchConfig)
 	c.endpoint.onOpen = c.sessionOpened
 	c.endpoint.onEnd = c.sessionEnded
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	return c
+}
+
+// dialNet dials the server address over network, bounded by the dial
+// timeout and ctx.
+func (c *client) dialNet(ctx context.Context, network string) (net.Conn, error) {
+	d := net.Dialer{Timeout: c.opts.dialTimeout}
+	return d.DialContext(ctx, network, c.opts.addr)
 }
 
 // RunEventLoop starts the client and returns once every wanted session
@@ -139,7 +139,7 @@ func (c *client) slot(newSession NewSessionCallback) {
 	for !c.closed.Load() {
 		tr, err := c.dial(c.ctx)
 		if err == nil {
-			s := c.serve(tr, newSession)
+			s := c.serveSession(tr, newSession)
 			if s.opened.Load() {
 				failures = 0
 			} else {
@@ -196,14 +196,9 @@ func (c *client) sleep(d time.Duration) bool {
 func (c *client) giveUp(err error) {
 	log().Errorf("getty: %s client: %v", c.typ, err)
 	if h := c.opts.errorHandler; h != nil {
-		func() {
-			defer func() {
-				if v := recover(); v != nil {
-					log().Errorf("getty: panic in client error handler: %v", v)
-				}
-			}()
-			h(c, err)
-		}()
+		if perr := protect("the client error handler", func() { h(c, err) }); perr != nil {
+			log().Errorf("getty: panic in client error handler: %v", perr.(*PanicError).Value)
+		}
 	}
 }
 
@@ -264,8 +259,5 @@ func (c *client) Sessions() []Session {
 func (c *client) Close() {
 	c.markClosed()
 	c.cancel()
-	c.closeSessions()
-	c.slots.Wait()
-	c.wg.Wait()
-	c.release()
+	c.closeAndWait(&c.slots)
 }

@@ -3,7 +3,6 @@ package getty
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"net"
 )
@@ -18,8 +17,7 @@ func NewTCPClient(opts ...ClientOption) Client {
 }
 
 func (c *client) dialTCP(ctx context.Context) (transport, error) {
-	d := net.Dialer{Timeout: c.opts.dialTimeout}
-	conn, err := d.DialContext(ctx, "tcp", c.opts.addr)
+	conn, err := c.dialNet(ctx, "tcp")
 	if err != nil {
 		return nil, err
 	}
@@ -47,15 +45,9 @@ func (c *client) dialTCP(ctx context.Context) (transport, error) {
 }
 
 func (c *client) clientTLSConfig() (*tls.Config, error) {
-	if c.opts.tlsConfigBuilder == nil {
-		return nil, errors.New("getty: TLS enabled without a TlsConfigBuilder")
-	}
-	cfg, err := c.opts.tlsConfigBuilder.BuildTlsConfig()
-	if err == nil && cfg == nil {
-		err = errors.New("getty: TlsConfigBuilder returned no config")
-	}
+	cfg, err := requiredTLSConfig(c.opts.tlsConfigBuilder, "client")
 	if err != nil {
-		return nil, fmt.Errorf("getty: client tls config: %w", err)
+		return nil, err
 	}
 	if cfg.ServerName == "" {
 		host, _, _ := net.SplitHostPort(c.opts.addr)

@@ -6,11 +6,6 @@ import (
 	"net"
 )
 
-// udpClient is a client over connected UDP sockets.
-type udpClient struct {
-	*client
-}
-
 // NewUDPClient returns a client of a UDP server: each of its
 // WithConnectionNumber sessions is a UDP socket connected to
 // WithServerAddress. Nothing is sent before the first write (upstream sent
@@ -25,15 +20,13 @@ type udpClient struct {
 // hard socket error, and is then redialled like a TCP one.
 func NewUDPClient(opts ...ClientOption) Client {
 	c := newClient(UDP_CLIENT, "udp-session", opts)
-	u := &udpClient{client: c}
-	c.endpoint.self = u
-	c.dial = u.dialUDP
-	return u
+	c.dial = c.dialUDP
+	return c
 }
 
-func (u *udpClient) dialUDP(ctx context.Context) (transport, error) {
-	d := net.Dialer{Timeout: u.opts.dialTimeout}
-	conn, err := d.DialContext(ctx, "udp", u.opts.addr)
+// dialUDP opens a UDP socket connected to the server address.
+func (c *client) dialUDP(ctx context.Context) (transport, error) {
+	conn, err := c.dialNet(ctx, "udp")
 	if err != nil {
 		return nil, err
 	}

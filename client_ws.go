@@ -66,10 +66,7 @@ func (c *client) wsURL() (*url.URL, error) {
 func (c *client) wsTLSConfig() (*tls.Config, error) {
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
 	if b := c.opts.tlsConfigBuilder; b != nil {
-		bc, err := b.BuildTlsConfig()
-		if err == nil && bc == nil {
-			err = errors.New("getty: TlsConfigBuilder returned no config")
-		}
+		bc, err := buildTLSConfig(b)
 		if err != nil {
 			return nil, fmt.Errorf("getty: client tls config: %w", err)
 		}

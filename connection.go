@@ -192,6 +192,16 @@ func (w *writeDeadline) arm(c net.Conn, timeout time.Duration) {
 	}
 }
 
+// closeTLS runs close, a TLS Close or CloseWrite. Those write a
+// close_notify under tls's own 5 s deadline, and a peer that stopped
+// reading must not hold a close that long: the TCP socket underneath is
+// closed once grace has passed, which releases the write.
+func closeTLS(tcp *net.TCPConn, grace time.Duration, close func() error) {
+	timer := time.AfterFunc(grace, func() { tcp.Close() })
+	defer timer.Stop()
+	_ = close()
+}
+
 // tcpConnOf finds the TCP socket under a connection, through TLS.
 func tcpConnOf(c net.Conn) *net.TCPConn {
 	for range 4 {

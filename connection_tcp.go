@@ -86,18 +86,17 @@ func (t *tcpTransport) uncork(flush bool, timeout time.Duration) error {
 
 func (t *tcpTransport) shutdown(deadline time.Time, _ error) error {
 	err := t.out.close(deadline)
-	if t.tcp != nil && t.c != net.Conn(t.tcp) {
-		// tls.Conn.Close writes a close_notify under its own 5 s deadline;
-		// a peer that stopped reading must not hold Close that long.
-		if err != nil {
-			t.tcp.Close()
-		} else {
-			grace := min(max(time.Until(deadline), 10*time.Millisecond), time.Second)
-			timer := time.AfterFunc(grace, func() { t.tcp.Close() })
-			defer timer.Stop()
-		}
+	if t.tcp == nil || t.c == net.Conn(t.tcp) {
+		t.c.Close()
+		return err
 	}
-	t.c.Close()
+	if err != nil {
+		// The stream is broken: no close_notify either.
+		t.tcp.Close()
+	}
+	// The close_notify may take what is left of the wait time, within
+	// bounds.
+	closeTLS(t.tcp, min(max(time.Until(deadline), 10*time.Millisecond), time.Second), t.c.Close)
 	return err
 }
 
@@ -116,7 +115,7 @@ func (t *tcpTransport) closeNow(linger int) {
 // before any byte flows (the new-session callback).
 func (t *tcpTransport) setCompress(c CompressType) bool {
 	var (
-		zw  flusher
+		zw  compressor
 		err error
 	)
 	switch c {
@@ -155,7 +154,7 @@ func (t *tcpTransport) handshake() error {
 	}
 	timeout := t.tlsTimeout
 	if timeout <= 0 {
-		timeout = 5 * time.Second
+		timeout = defaultHandshakeTimeout
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()

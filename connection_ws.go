@@ -21,6 +21,10 @@ import (
 // to write its close frame and then to read the peer's close frame back.
 const wsCloseGrace = time.Second
 
+// wsTLSCloseGrace bounds the close_notify of a WSS connection (closeTLS):
+// the close handshake has already had its time.
+const wsTLSCloseGrace = 100 * time.Millisecond
+
 // wsWriteBufferSize is the frame buffer a connection borrows from
 // wsWriteBuffers while it writes a message (none while idle).
 const wsWriteBufferSize = 16 << 10
@@ -180,7 +184,7 @@ func closeCode(err error) int {
 // orderly close, 1009 or 1007 or 1011 for a session ending with an error),
 // then lets the reader wait for the peer's close frame for at most
 // wsCloseGrace, so the peer reads our close before the socket goes. Once the
-// reader is gone (the session's final step calls shutdown again), it closes
+// reader is gone (the session's end calls shutdown again), it closes
 // the socket.
 func (t *wsTransport) shutdown(deadline time.Time, reason error) error {
 	if t.closing.CompareAndSwap(false, true) {
@@ -221,12 +225,9 @@ func (t *wsTransport) lingerClose(d time.Time) {
 	case *net.TCPConn:
 		_ = c.CloseWrite()
 	case interface{ CloseWrite() error }:
-		// TLS: a close_notify tells the peer we are done; bounded like
-		// closeRaw, since it is written under tls's own 5 s deadline.
+		// TLS: a close_notify tells the peer we are done.
 		if tc := tcpConnOf(t.raw); tc != nil {
-			timer := time.AfterFunc(100*time.Millisecond, func() { tc.Close() })
-			_ = c.CloseWrite()
-			timer.Stop()
+			closeTLS(tc, wsTLSCloseGrace, c.CloseWrite)
 		}
 	}
 	_ = t.raw.SetReadDeadline(d)
@@ -433,14 +434,12 @@ func (t *wsTransport) readError(s messageSession, err error, inMessage bool) err
 	return s.opError(opRead, err)
 }
 
-// closeRaw closes the connection. Over TLS, tls.Conn.Close writes a
-// close_notify under its own 5 s deadline; a peer that stopped reading must
-// not hold the close that long, so the socket underneath goes after a
-// short grace.
+// closeRaw closes the connection; over TLS, the close_notify gets
+// wsTLSCloseGrace.
 func (t *wsTransport) closeRaw() {
 	if tc := tcpConnOf(t.raw); tc != nil && net.Conn(tc) != t.raw {
-		timer := time.AfterFunc(100*time.Millisecond, func() { tc.Close() })
-		defer timer.Stop()
+		closeTLS(tc, wsTLSCloseGrace, t.raw.Close)
+		return
 	}
 	t.raw.Close()
 }

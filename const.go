@@ -91,6 +91,12 @@ const (
 	defaultWaitTime          = 3 * time.Second
 	defaultSessionName       = "session"
 
+	// Endpoint defaults, documented at their options.
+	defaultHandshakeTimeout     = 5 * time.Second  // WithServerHandshakeTimeout
+	defaultDialTimeout          = 3 * time.Second  // WithDialTimeout
+	defaultMaxReconnectInterval = 10 * time.Second // WithMaxReconnectInterval
+	defaultMailboxSize          = 64               // With{Server,Client}MailboxSize
+
 	// readBufSize is the read buffer taken from the pool when bytes
 	// arrive; it grows (by size class) up to the session's max message
 	// length when a package needs more.

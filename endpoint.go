@@ -29,14 +29,6 @@ type EndPoint interface {
 
 var endpointID atomic.Int32
 
-// dispatchConfig is the dispatch part of server and client options.
-type dispatchConfig struct {
-	tPool       gxsync.GenericTaskPool
-	workers     int
-	mailboxSize int
-	ordered     bool
-}
-
 // endpoint is the core of every server and client: it owns the sessions,
 // their reader goroutines, the dispatch executor and the cron runners.
 type endpoint struct {
@@ -76,6 +68,9 @@ func newEndpoint(self EndPoint, typ EndPointType, name string, dc dispatchConfig
 		mailboxSize: dc.mailboxSize,
 		sessions:    make(map[*session]struct{}),
 		done:        make(chan struct{}),
+	}
+	if e.mailboxSize <= 0 {
+		e.mailboxSize = defaultMailboxSize
 	}
 	switch {
 	case dc.workers != 0:
@@ -124,9 +119,9 @@ func (e *endpoint) count() int {
 	return len(e.sessions)
 }
 
-// serve runs a session on the calling goroutine until it ends. The
+// serveSession runs a session on the calling goroutine until it ends. The
 // connection is closed without callbacks if the endpoint is closed.
-func (e *endpoint) serve(tr transport, cb NewSessionCallback) *session {
+func (e *endpoint) serveSession(tr transport, cb NewSessionCallback) *session {
 	s := newSession(e, tr)
 	if !e.add(s) {
 		tr.closeNow(-1)
@@ -137,8 +132,9 @@ func (e *endpoint) serve(tr transport, cb NewSessionCallback) *session {
 	return s
 }
 
-// start runs a session on a new reader goroutine owned by the endpoint.
-func (e *endpoint) start(tr transport, cb NewSessionCallback) {
+// startSession runs a session on a new reader goroutine owned by the
+// endpoint.
+func (e *endpoint) startSession(tr transport, cb NewSessionCallback) {
 	s := newSession(e, tr)
 	if !e.add(s) {
 		tr.closeNow(-1)
@@ -199,8 +195,20 @@ func (e *endpoint) abortSessions() {
 	}
 }
 
-// release stops what the endpoint owns once its sessions are gone.
-func (e *endpoint) release() {
+// closeAndWait closes every session and waits until the goroutines of the
+// endpoint are gone (reader goroutines, and those of also, the accept loop
+// or the reconnectors), then stops what it owns.
+func (e *endpoint) closeAndWait(also *sync.WaitGroup) {
+	e.closeSessions()
+	if also != nil {
+		also.Wait()
+	}
+	e.wg.Wait()
+	e.stopRunners()
+}
+
+// stopRunners stops what the endpoint owns once its sessions are gone.
+func (e *endpoint) stopRunners() {
 	e.crons.stop()
 	if e.pool != nil {
 		e.pool.Close()

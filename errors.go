@@ -118,8 +118,39 @@ func (e *PanicError) Unwrap() error {
 	return err
 }
 
+// newPanicError is the one place a *PanicError is made: called while the
+// panic is being recovered, so the stack is the panicking goroutine's.
+func newPanicError(callback string, v any) *PanicError {
+	return &PanicError{Callback: callback, Value: v, Stack: debug.Stack()}
+}
+
+// recoverAs turns a panic in callback into a *PanicError in *err. It is the
+// one way getty recovers a user callback's panic, and must be deferred
+// directly (recover only works there).
+func recoverAs(callback string, err *error) {
+	if v := recover(); v != nil {
+		*err = newPanicError(callback, v)
+	}
+}
+
+// protect calls f, a user callback with no result, and returns its panic
+// as a *PanicError (nil when f returned).
+func protect(callback string, f func()) (err error) {
+	defer recoverAs(callback, &err)
+	f()
+	return nil
+}
+
 // internalFault turns a panic recovered in library code into an error that
 // matches ErrInternal and keeps the value and the stack for the log.
 func internalFault(where string, v any) error {
 	return fmt.Errorf("%w in %s: %v\n%s", ErrInternal, where, v, debug.Stack())
+}
+
+// recoverFault, deferred, turns a panic in library code (getty's own, or a
+// library it calls, such as a compressor) into an error in *err.
+func recoverFault(where string, err *error) {
+	if v := recover(); v != nil {
+		*err = internalFault(where, v)
+	}
 }

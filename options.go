@@ -27,15 +27,20 @@ type ServerOptions struct {
 	sslEnabled       bool
 	tlsConfigBuilder TlsConfigBuilder
 
-	// dispatch
-	tPool       gxsync.GenericTaskPool
-	workers     int
-	mailboxSize int
-	ordered     bool
+	dispatchConfig
 
 	// limits
 	maxConns         int
 	handshakeTimeout time.Duration
+}
+
+// dispatchConfig is the dispatch part of server and client options, which
+// the endpoint takes as it is.
+type dispatchConfig struct {
+	tPool       gxsync.GenericTaskPool
+	workers     int
+	mailboxSize int // <= 0: defaultMailboxSize
+	ordered     bool
 }
 
 // WithLocalAddress sets the address to listen on, "host:port". A port of 0
@@ -155,11 +160,7 @@ type ClientOptions struct {
 	sslEnabled       bool
 	tlsConfigBuilder TlsConfigBuilder
 
-	// dispatch
-	tPool       gxsync.GenericTaskPool
-	workers     int
-	mailboxSize int
-	ordered     bool
+	dispatchConfig
 
 	// reconnect
 	maxReconnectAttempts int

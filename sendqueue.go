@@ -11,8 +11,9 @@ import (
 	"github.com/getty-go/getty/internal/bufpool"
 )
 
-// flusher is a stream compressor.
-type flusher interface {
+// compressor is a stream compressor (flate, snappy): what it buffers goes
+// out on Flush.
+type compressor interface {
 	io.Writer
 	Flush() error
 }
@@ -29,7 +30,7 @@ type flusher interface {
 // bytes are pending.
 type sendQueue struct {
 	w    net.Conn
-	z    flusher // compressor in front of w; nil for raw bytes
+	z    compressor // in front of w; nil for raw bytes
 	mu   sync.Mutex
 	cond sync.Cond
 
@@ -51,7 +52,7 @@ func (q *sendQueue) init(w net.Conn) {
 	q.cond.L = &q.mu
 }
 
-func (q *sendQueue) setCompressor(z flusher) {
+func (q *sendQueue) setCompressor(z compressor) {
 	q.mu.Lock()
 	q.z = z
 	q.mu.Unlock()
@@ -88,14 +89,7 @@ func (q *sendQueue) write(first []byte, more [][]byte, timeout time.Duration) (i
 		q.mu.Unlock()
 		return size, nil
 	}
-	var dl time.Time
-	for q.written < end && q.err == nil {
-		if q.flushing {
-			q.waitLocked(&dl, timeout)
-			continue
-		}
-		q.flushLocked(nil, timeout)
-	}
+	q.flushThrough(end, timeout)
 	sent := sentOf(q.written, start, end)
 	err := q.err
 	q.mu.Unlock()
@@ -151,6 +145,20 @@ func (q *sendQueue) writeBig(first []byte, more [][]byte, size int, timeout time
 	return sent, err
 }
 
+// flushThrough (mu held) flushes, or waits for the flusher, until every
+// byte up to end is written or the stream fails; the waits are bounded by
+// timeout (see waitLocked).
+func (q *sendQueue) flushThrough(end uint64, timeout time.Duration) {
+	var dl time.Time
+	for q.written < end && q.err == nil {
+		if q.flushing {
+			q.waitLocked(&dl, timeout)
+			continue
+		}
+		q.flushLocked(nil, timeout)
+	}
+}
+
 // flushLocked writes the pending bytes (then extra, when given) with mu
 // held on entry and exit but released around the syscall.
 func (q *sendQueue) flushLocked(extra net.Buffers, timeout time.Duration) {
@@ -190,11 +198,7 @@ func (q *sendQueue) flushLocked(extra net.Buffers, timeout time.Duration) {
 // gets the error and the session closes, and flushLocked still clears the
 // flushing mark, so no later writer waits on a queue that nobody flushes.
 func (q *sendQueue) writeOut(pending []byte, extra net.Buffers, timeout time.Duration) (wrote int64, err error) {
-	defer func() {
-		if v := recover(); v != nil {
-			err = internalFault("the send queue", v)
-		}
-	}()
+	defer recoverFault("the send queue", &err)
 	if len(pending) == 0 && extra == nil {
 		return 0, nil
 	}
@@ -281,15 +285,7 @@ func (q *sendQueue) uncork(timeout time.Duration, flush bool) error {
 		q.mu.Unlock()
 		return nil
 	}
-	end := q.appended
-	var dl time.Time
-	for q.written < end && q.err == nil {
-		if q.flushing {
-			q.waitLocked(&dl, timeout)
-			continue
-		}
-		q.flushLocked(nil, timeout)
-	}
+	q.flushThrough(q.appended, timeout)
 	err := q.err
 	q.mu.Unlock()
 	return err
@@ -304,15 +300,10 @@ func (q *sendQueue) close(deadline time.Time) error {
 	}
 	q.closed = true
 	q.corked = 0
-	timeout := max(time.Until(deadline), time.Millisecond)
-	var dl time.Time
-	for q.err == nil && (q.pending > 0 || q.flushing) {
-		if q.flushing {
-			q.waitLocked(&dl, timeout)
-			continue
-		}
-		q.flushLocked(nil, timeout)
-	}
+	// Everything accepted is written once written reaches appended: while
+	// the stream is healthy, bytes pending or in flight are exactly the
+	// difference.
+	q.flushThrough(q.appended, max(time.Until(deadline), time.Millisecond))
 	if q.buf != nil {
 		bufpool.Put(q.buf)
 		q.buf, q.pending = nil, 0

@@ -3,12 +3,10 @@ package getty
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"net"
 	"strings"
 	"sync"
-	"time"
 )
 
 // Server is a listening endpoint. Beyond upstream's EndPoint it offers
@@ -67,17 +65,9 @@ func newServer(typ EndPointType, name string, opts []ServerOption) *server {
 		}
 	}
 	if s.opts.handshakeTimeout <= 0 {
-		s.opts.handshakeTimeout = 5 * time.Second
+		s.opts.handshakeTimeout = defaultHandshakeTimeout
 	}
-	if s.opts.mailboxSize <= 0 {
-		s.opts.mailboxSize = 64
-	}
-	s.endpoint = newEndpoint(s, typ, name, dispatchConfig{
-		tPool:       s.opts.tPool,
-		workers:     s.opts.workers,
-		mailboxSize: s.opts.mailboxSize,
-		ordered:     s.opts.ordered,
-	})
+	s.endpoint = newEndpoint(s, typ, name, s.opts.dispatchConfig)
 	return s
 }
 
@@ -105,15 +95,9 @@ func (s *server) listen() (net.Listener, error) {
 		return nil, ErrServerClosed
 	}
 	if s.opts.sslEnabled && s.typ == TCP_SERVER {
-		if s.opts.tlsConfigBuilder == nil {
-			return nil, errors.New("getty: TLS enabled without a TlsConfigBuilder")
-		}
-		cfg, err := s.opts.tlsConfigBuilder.BuildTlsConfig()
-		if err == nil && cfg == nil {
-			err = errors.New("getty: TlsConfigBuilder returned no config")
-		}
+		cfg, err := requiredTLSConfig(s.opts.tlsConfigBuilder, "server")
 		if err != nil {
-			return nil, fmt.Errorf("getty: server tls config: %w", err)
+			return nil, err
 		}
 		s.tlsCfg = cfg
 	}
@@ -176,20 +160,14 @@ func (s *server) stopListening() {
 
 func (s *server) Close() {
 	s.stopListening()
-	s.closeSessions()
-	s.loops.Wait()
-	s.wg.Wait()
-	s.release()
+	s.closeAndWait(&s.loops)
 }
 
 func (s *server) Shutdown(ctx context.Context) error {
 	s.stopListening()
 	done := make(chan struct{})
 	go func() {
-		s.closeSessions()
-		s.loops.Wait()
-		s.wg.Wait()
-		s.release()
+		s.closeAndWait(&s.loops)
 		close(done)
 	}()
 	select {

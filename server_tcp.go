@@ -44,7 +44,7 @@ func (s *server) acceptLoop(ln net.Listener, cb NewSessionCallback) error {
 			c.Close()
 			continue
 		}
-		s.start(s.newStreamTransport(c), cb)
+		s.startSession(s.newStreamTransport(c), cb)
 	}
 }
 

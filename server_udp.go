@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"runtime/debug"
 	"sync"
 )
 
@@ -148,19 +147,11 @@ func (u *udpEndpoint) Serve(newSession NewSessionCallback) error {
 // closes (without waiting for itself, since Close waits for run).
 func (u *udpEndpoint) run(pc *net.UDPConn, cb NewSessionCallback) error {
 	var cbErr error
-	guarded := func(s Session) (err error) {
-		defer func() {
-			if v := recover(); v != nil {
-				err = &PanicError{Callback: "NewSessionCallback", Value: v, Stack: debug.Stack()}
-			}
-			cbErr = err
-		}()
-		if cb == nil {
-			return errors.New("getty: nil NewSessionCallback")
-		}
-		return cb(s)
+	guarded := func(s Session) error {
+		cbErr = callNewSession(cb, s)
+		return cbErr
 	}
-	s := u.serve(newUDPTransport(pc, false), guarded)
+	s := u.serveSession(newUDPTransport(pc, false), guarded)
 	if u.closed.Load() {
 		return ErrServerClosed
 	}
@@ -187,7 +178,6 @@ func (u *udpEndpoint) run(pc *net.UDPConn, cb NewSessionCallback) error {
 	}
 	u.mu.Unlock()
 	u.stopListening()
-	u.closeSessions()
-	u.release()
+	u.closeAndWait(nil)
 	return err
 }

@@ -7,7 +7,6 @@ import (
 	stdlog "log"
 	"net"
 	"net/http"
-	"runtime/debug"
 	"strings"
 	"sync"
 
@@ -196,7 +195,7 @@ func (w *wsServer) handler(cb NewSessionCallback) http.Handler {
 			return // upgradeError answered and logged
 		}
 		// This goroutine is the session's reader from here on.
-		w.srv.serve(newWSTransport(ws, offersDeflate(r.Header)), cb)
+		w.srv.serveSession(newWSTransport(ws, offersDeflate(r.Header)), cb)
 	})
 }
 
@@ -227,10 +226,7 @@ func (w *wsServer) tlsConfig() (*tls.Config, error) {
 		}
 		cfg = &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}
 	case o.tlsConfigBuilder != nil:
-		c, err := o.tlsConfigBuilder.BuildTlsConfig()
-		if err == nil && c == nil {
-			err = errors.New("getty: TlsConfigBuilder returned no config")
-		}
+		c, err := buildTLSConfig(o.tlsConfigBuilder)
 		if err != nil {
 			return nil, err
 		}
@@ -241,13 +237,8 @@ func (w *wsServer) tlsConfig() (*tls.Config, error) {
 	default:
 		return nil, errors.New("getty: WSS server without a certificate (WithWebsocketServerCert and WithWebsocketServerPrivateKey)")
 	}
-	if o.caCert != "" {
-		pool, err := loadCertPool(o.caCert)
-		if err != nil {
-			return nil, err
-		}
-		cfg.ClientCAs = pool
-		cfg.ClientAuth = tls.RequireAndVerifyClientCert
+	if err := requireClientCerts(cfg, o.caCert); err != nil {
+		return nil, err
 	}
 	cfg.NextProtos = []string{"http/1.1"}
 	return cfg, nil
@@ -265,11 +256,10 @@ func (l httpLogWriter) Write(p []byte) (int, error) {
 // callOriginCheck runs the user's origin check under recover: a panic
 // refuses that upgrade and is logged.
 func callOriginCheck(ok func(string) bool, origin string) (accept bool) {
-	defer func() {
-		if v := recover(); v != nil {
-			log().Errorf("getty: panic in the WebSocket origin check for %q: %v\n%s", origin, v, debug.Stack())
-			accept = false
-		}
-	}()
-	return ok(origin)
+	if err := protect("the WebSocket origin check", func() { accept = ok(origin) }); err != nil {
+		pe := err.(*PanicError)
+		log().Errorf("getty: panic in the WebSocket origin check for %q: %v\n%s", origin, pe.Value, pe.Stack)
+		return false
+	}
+	return accept
 }

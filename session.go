@@ -27,6 +27,9 @@ type Session interface {
 	// Stat returns "session {name:type:id:local<->remote}, Read Bytes: ...",
 	// as upstream.
 	Stat() string
+	// IsClosed reports whether the session is closed or closing: true from
+	// the moment Close is called or the connection fails, before OnClose
+	// has run. Writes fail with ErrSessionClosed from then on.
 	IsClosed() bool
 	EndPoint() EndPoint
 
@@ -129,13 +132,13 @@ type session struct {
 	cronBusy atomic.Bool
 
 	// life cycle
-	opened    atomic.Bool // OnOpen succeeded: OnClose is owed
-	ended     atomic.Bool // final ran: counted in the endpoint's totals
-	closing   atomic.Bool
-	errMu     sync.Mutex
-	err       error // the error that ends the session; nil for an orderly close
-	finalOnce sync.Once
-	finalDone chan struct{}
+	opened  atomic.Bool // OnOpen succeeded: OnClose is owed
+	ended   atomic.Bool // end ran: counted in the endpoint's totals
+	closing atomic.Bool
+	errMu   sync.Mutex
+	err     error // the error that ends the session; nil for an orderly close
+	endOnce sync.Once
+	endDone chan struct{}
 
 	// read buffer and stream state, owned by the reader goroutine
 	rbuf *[]byte
@@ -145,10 +148,10 @@ type session struct {
 
 func newSession(ep *endpoint, tr transport) *session {
 	s := &session{
-		id:        connID.Add(1),
-		ep:        ep,
-		tr:        tr,
-		finalDone: make(chan struct{}),
+		id:      connID.Add(1),
+		ep:      ep,
+		tr:      tr,
+		endDone: make(chan struct{}),
 	}
 	s.pt, _ = tr.(packetTransport)
 	s.Reset()

@@ -2,7 +2,6 @@ package getty
 
 import (
 	"errors"
-	"runtime/debug"
 
 	"github.com/getty-go/getty/internal/dispatch"
 )
@@ -15,10 +14,8 @@ func (s *session) setupDispatch() {
 	case ep.ordered:
 		s.mode = dispatchMailbox
 		s.mbox = dispatch.NewMailbox(ep.executor, uint64(s.id), ep.mailboxSize, 0)
-		s.mbox.SetDrainHooks(s.tr.cork, s.uncork)
-		s.mbox.SetPanicHandler(func(v any) {
-			s.closeWith(&PanicError{Callback: "OnMessage", Value: v, Stack: debug.Stack()})
-		})
+		s.mbox.SetDrainHooks(s.tr.cork, s.flushBatch)
+		s.mbox.SetPanicHandler(func(v any) { s.closeWith(newPanicError("OnMessage", v)) })
 	default:
 		s.mode = dispatchUnordered
 		s.ex = ep.executor
@@ -31,7 +28,7 @@ func (s *session) dispatch(pkg any) error {
 	switch s.mode {
 	case dispatchMailbox:
 		if !s.mbox.Post(s.onMessage, pkg) {
-			s.release(pkg)
+			s.recycle(pkg)
 		}
 	case dispatchUnordered:
 		if !s.ex.Execute(uint64(s.id), func() {
@@ -39,10 +36,10 @@ func (s *session) dispatch(pkg any) error {
 				defer s.leave()
 				s.runMessage(pkg)
 			} else {
-				s.release(pkg)
+				s.recycle(pkg)
 			}
 		}) {
-			s.release(pkg)
+			s.recycle(pkg)
 			s.closeWith(s.opError(opDispatch, errors.New("getty: task pool closed")))
 		}
 	default:
@@ -56,19 +53,16 @@ func (s *session) dispatch(pkg any) error {
 
 // runMessage calls OnMessage under recover and recycles the package.
 func (s *session) runMessage(pkg any) {
-	defer func() {
-		s.release(pkg)
-		if v := recover(); v != nil {
-			s.closeWith(&PanicError{Callback: "OnMessage", Value: v, Stack: debug.Stack()})
-		}
-	}()
-	s.listener.OnMessage(s, pkg)
+	err := protect("OnMessage", func() { s.listener.OnMessage(s, pkg) })
+	s.recycle(pkg)
+	if err != nil {
+		s.closeWith(err)
+	}
 }
 
-// uncork flushes replies gathered during a mailbox drain.
-func (s *session) uncork() { _ = s.uncorkErr() }
-
-func (s *session) uncorkErr() error { return s.endBatch(true) }
+// flushBatch is the mailbox's end-of-drain hook: it flushes the replies
+// gathered during the drain.
+func (s *session) flushBatch() { _ = s.endBatch(true) }
 
 // endBatch ends a dispatch batch; flush writes out the gathered replies.
 func (s *session) endBatch(flush bool) error {

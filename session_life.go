@@ -2,14 +2,13 @@ package getty
 
 import (
 	"errors"
-	"runtime/debug"
 	"time"
 
 	"github.com/getty-go/getty/internal/bufpool"
 )
 
-// run is the reader goroutine: set up, open, read until the end, then
-// finish. It returns once OnClose has run.
+// run is the reader goroutine: set up, open, read until the end, then end
+// the session. It returns once OnClose has run.
 //
 // The frames on an idle reader's stack are kept small (setup runs and
 // returns before reading; readStream keeps its state in the session), so a
@@ -19,7 +18,7 @@ func (s *session) run(newSession NewSessionCallback) {
 	if !s.setup(newSession) {
 		return
 	}
-	s.finish(s.tr.readLoop(s))
+	s.endReading(s.tr.readLoop(s))
 }
 
 // setup takes the session from accepted to open: handshake, the
@@ -30,23 +29,20 @@ func (s *session) setup(newSession NewSessionCallback) bool {
 	if h, ok := s.tr.(handshaker); ok {
 		if err := h.handshake(); err != nil {
 			log().Infof("getty: %s: handshake: %v", s.token(), err)
-			s.closing.Store(true)
-			s.tr.closeNow(-1)
+			s.abandon()
 			return false
 		}
 	}
-	if err := s.callNewSession(newSession); err != nil {
+	if err := callNewSession(newSession, s); err != nil {
 		s.notePanic(err)
 		log().Infof("getty: %s: new-session callback: %v", s.token(), err)
-		s.closing.Store(true)
-		s.tr.closeNow(-1)
+		s.abandon()
 		return false
 	}
 	if err := s.open(); err != nil {
 		s.notePanic(err)
 		log().Infof("getty: %s: not opened: %v", s.token(), err)
-		s.closing.Store(true)
-		s.tr.closeNow(-1)
+		s.abandon()
 		if s.mbox != nil {
 			s.mbox.Close(nil)
 		}
@@ -55,11 +51,19 @@ func (s *session) setup(newSession NewSessionCallback) bool {
 	return true
 }
 
-func (s *session) callNewSession(cb NewSessionCallback) (err error) {
+// abandon closes the connection of a session that never opened: no
+// flush, no callbacks.
+func (s *session) abandon() {
+	s.closing.Store(true)
+	s.tr.closeNow(-1)
+}
+
+// callNewSession calls the new-session callback, refusing a nil one.
+func callNewSession(cb NewSessionCallback, s Session) (err error) {
 	if cb == nil {
 		return errors.New("getty: nil NewSessionCallback")
 	}
-	defer s.recoverInto("NewSessionCallback", &err)
+	defer recoverAs("NewSessionCallback", &err)
 	return cb(s)
 }
 
@@ -71,13 +75,6 @@ func (s *session) notePanic(err error) {
 	}
 }
 
-// recoverInto turns a panic into a *PanicError in *err. Deferred only.
-func (s *session) recoverInto(callback string, err *error) {
-	if v := recover(); v != nil {
-		*err = &PanicError{Callback: callback, Value: v, Stack: debug.Stack()}
-	}
-}
-
 func (s *session) open() (err error) {
 	if s.reader == nil {
 		return errors.New("getty: the session has no Reader (call SetPkgHandler or SetReader)")
@@ -86,11 +83,7 @@ func (s *session) open() (err error) {
 		s.listener = BaseListener{}
 	}
 	s.setupDispatch()
-	func() {
-		defer s.recoverInto("OnOpen", &err)
-		err = s.listener.OnOpen(s)
-	}()
-	if err != nil {
+	if err := s.callOnOpen(); err != nil {
 		return err
 	}
 	s.opened.Store(true)
@@ -102,6 +95,11 @@ func (s *session) open() (err error) {
 		s.ep.onOpen(s)
 	}
 	return nil
+}
+
+func (s *session) callOnOpen() (err error) {
+	defer recoverAs("OnOpen", &err)
+	return s.listener.OnOpen(s)
 }
 
 // setErr records the error that ends the session; the first one wins.
@@ -137,8 +135,8 @@ func (s *session) closeWith(err error) {
 	if err := s.tr.shutdown(time.Now().Add(time.Duration(s.waitTime.Load())), s.endErr()); err != nil {
 		log().Debugf("getty: %s: flush on close: %v", s.token(), err)
 	}
-	// The reader notices the closed socket and finishes the session; final
-	// never runs here, since Close may be called from a callback that final
+	// The reader notices the closed socket and ends the session; end
+	// never runs here, since Close may be called from a callback that end
 	// has to wait for.
 }
 
@@ -157,8 +155,10 @@ func (s *session) peerClosing(reason error) {
 // a read or a write (a WebSocket ping).
 func (s *session) fail(err error) { s.closeWith(err) }
 
-// finish runs on the reader goroutine once readLoop has returned.
-func (s *session) finish(readErr error) {
+// endReading runs on the reader goroutine once readLoop has returned: it
+// records why reading ended and ends the session after the last OnMessage,
+// waiting until OnClose has run.
+func (s *session) endReading(readErr error) {
 	if readErr != nil && !s.closing.Load() {
 		s.setErr(readErr)
 	}
@@ -169,18 +169,18 @@ func (s *session) finish(readErr error) {
 		s.rbuf, s.rlen = nil, 0
 	}
 	if s.mbox != nil {
-		s.mbox.Close(s.final)
+		s.mbox.Close(s.end)
 	} else {
-		s.final()
+		s.end()
 	}
-	<-s.finalDone
+	<-s.endDone
 }
 
-// final ends the session after its last OnMessage: it closes the socket
+// end ends the session after its last OnMessage: it closes the socket
 // (after flushing replies), waits out callbacks in flight, then reports.
-func (s *session) final() {
-	s.finalOnce.Do(func() {
-		defer close(s.finalDone)
+func (s *session) end() {
+	s.endOnce.Do(func() {
+		defer close(s.endDone)
 		s.closing.Store(true)
 		s.stopCron()
 		_ = s.tr.shutdown(time.Now().Add(time.Duration(s.waitTime.Load())), s.endErr())
@@ -209,19 +209,17 @@ func (s *session) final() {
 // callback runs a closing callback under recover; a panic there can only be
 // logged, the session is already ending.
 func (s *session) callback(name string, f func()) {
-	defer func() {
-		if v := recover(); v != nil {
-			if s.ep != nil {
-				s.ep.counters.panics.Add(1)
-			}
-			log().Errorf("getty: %s: panic in %s: %v\n%s", s.token(), name, v, debug.Stack())
+	if err := protect(name, f); err != nil {
+		if s.ep != nil {
+			s.ep.counters.panics.Add(1)
 		}
-	}()
-	f()
+		pe := err.(*PanicError)
+		log().Errorf("getty: %s: panic in %s: %v\n%s", s.token(), name, pe.Value, pe.Stack)
+	}
 }
 
 // enter admits a callback that may overlap the reader (OnCron, unordered
-// OnMessage); false once final has started.
+// OnMessage); false once end has started.
 func (s *session) enter() bool {
 	s.gateMu.RLock()
 	if s.gateShut {
@@ -272,10 +270,7 @@ func (s *session) runCron() {
 		return
 	}
 	defer s.leave()
-	defer func() {
-		if v := recover(); v != nil {
-			s.closeWith(&PanicError{Callback: "OnCron", Value: v, Stack: debug.Stack()})
-		}
-	}()
-	s.listener.OnCron(s)
+	if err := protect("OnCron", func() { s.listener.OnCron(s) }); err != nil {
+		s.closeWith(err)
+	}
 }

@@ -6,7 +6,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"runtime/debug"
 	"time"
 
 	"github.com/getty-go/getty/internal/bufpool"
@@ -151,11 +150,11 @@ func (s *session) consume() (need int, err error) {
 			break
 		}
 		if n <= 0 || n > len(buf)-off {
-			s.release(pkg)
+			s.recycle(pkg)
 			return 0, s.opError(opDecode, fmt.Errorf("%w: package with length %d, %d bytes buffered", ErrReaderContract, n, len(buf)-off))
 		}
 		if n > maxLen {
-			s.release(pkg)
+			s.recycle(pkg)
 			return 0, s.opError(opDecode, fmt.Errorf("%w: package of %d bytes, max %d", ErrMsgTooLong, n, maxLen))
 		}
 		off += n
@@ -172,13 +171,13 @@ func (s *session) consume() (need int, err error) {
 		}
 		if err := s.dispatch(pkg); err != nil {
 			if corked {
-				_ = s.uncorkErr()
+				_ = s.endBatch(true)
 			}
 			return 0, err
 		}
 	}
 	if corked || unflushed {
-		if err := s.uncorkErr(); err != nil {
+		if err := s.endBatch(true); err != nil {
 			return 0, err
 		}
 	}
@@ -225,17 +224,17 @@ func (s *session) compact(off, need, maxLen int) error {
 }
 
 // decode calls the Reader under recover.
-func (s *session) decode(b []byte) (pkg any, n int, err error) {
-	defer func() {
-		if v := recover(); v != nil {
-			err = s.opError(opDecode, &PanicError{Callback: "Reader.Read", Value: v, Stack: debug.Stack()})
-		}
-	}()
-	pkg, n, err = s.reader.Read(s, b)
+func (s *session) decode(b []byte) (any, int, error) {
+	pkg, n, err := s.callReader(b)
 	if err != nil {
 		err = s.opError(opDecode, err)
 	}
 	return pkg, n, err
+}
+
+func (s *session) callReader(b []byte) (pkg any, n int, err error) {
+	defer recoverAs("Reader.Read", &err)
+	return s.reader.Read(s, b)
 }
 
 // handleMessage decodes one whole message (a WebSocket message or a
@@ -254,7 +253,7 @@ func (s *session) handleMessage(data []byte) error {
 		return s.opError(opDecode, fmt.Errorf("%w: incomplete package in a whole message of %d bytes", ErrReaderContract, len(data)))
 	}
 	if n <= 0 || n > len(data) {
-		s.release(pkg)
+		s.recycle(pkg)
 		return s.opError(opDecode, fmt.Errorf("%w: package with length %d in a message of %d bytes", ErrReaderContract, n, len(data)))
 	}
 	if s.pt != nil {
@@ -263,7 +262,8 @@ func (s *session) handleMessage(data []byte) error {
 	return s.dispatch(pkg)
 }
 
-func (s *session) release(pkg any) {
+// recycle gives a package back to a pooling Reader (PkgReleaser).
+func (s *session) recycle(pkg any) {
 	if s.releaser != nil {
 		if s.pt != nil { // wrapped by handleMessage
 			pkg = s.pt.unwrap(pkg)

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"runtime/debug"
 	"time"
 
 	"github.com/getty-go/getty/internal/bufpool"
@@ -24,20 +23,16 @@ func (s *session) WritePkg(pkg any, timeout time.Duration) (int, int, error) {
 	if err != nil {
 		return 0, 0, err
 	}
-	var (
-		data []byte
-		bp   *[]byte
-	)
+	var dst []byte
 	if s.appender != nil {
 		// Encode into a pooled scratch buffer (the transport copies or
 		// writes it before send returns); one that append outgrew is left
 		// to the collector and the scratch goes back.
-		bp = bufpool.Get(4096)
+		bp := bufpool.Get(4096)
 		defer bufpool.Put(bp)
-		data, err = s.encodeAppend((*bp)[:0], pkg)
-	} else {
-		data, err = s.encode(pkg)
+		dst = (*bp)[:0]
 	}
+	data, err := s.encode(dst, pkg)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -48,38 +43,28 @@ func (s *session) WritePkg(pkg any, timeout time.Duration) (int, int, error) {
 	return len(data), n, err
 }
 
-func (s *session) encodeAppend(dst []byte, pkg any) (data []byte, err error) {
-	defer func() {
-		if v := recover(); v != nil {
-			err = s.panicked("Writer.Write", v)
-		}
-	}()
-	data, err = s.appender.AppendPkg(s, dst, pkg)
-	if err != nil {
-		err = s.opError(opEncode, err)
+// encode runs the Writer: AppendPkg onto dst when the Writer can append
+// (dst is then non-nil), else Write. A panic there, on the caller's
+// goroutine, closes the session and comes back as the caller's error.
+func (s *session) encode(dst []byte, pkg any) ([]byte, error) {
+	var panicked error
+	data, err := s.callWriter(dst, pkg, &panicked)
+	switch {
+	case panicked != nil:
+		s.closeWith(panicked)
+		return nil, s.opError(opEncode, panicked)
+	case err != nil:
+		return data, s.opError(opEncode, err)
 	}
-	return data, err
+	return data, nil
 }
 
-func (s *session) encode(pkg any) (data []byte, err error) {
-	defer func() {
-		if v := recover(); v != nil {
-			err = s.panicked("Writer.Write", v)
-		}
-	}()
-	data, err = s.writer.Write(s, pkg)
-	if err != nil {
-		err = s.opError(opEncode, err)
+func (s *session) callWriter(dst []byte, pkg any, panicked *error) ([]byte, error) {
+	defer recoverAs("Writer.Write", panicked)
+	if dst != nil {
+		return s.appender.AppendPkg(s, dst, pkg)
 	}
-	return data, err
-}
-
-// panicked closes the session for a panic in a callback made on the
-// caller's goroutine and returns the error for the caller.
-func (s *session) panicked(callback string, v any) error {
-	err := &PanicError{Callback: callback, Value: v, Stack: debug.Stack()}
-	s.closeWith(err)
-	return s.opError(opEncode, err)
+	return s.writer.Write(s, pkg)
 }
 
 // peerOf asks a packet transport where pkg goes; nil on the others.
@@ -160,11 +145,7 @@ func (s *session) send(first []byte, more [][]byte, peer net.Addr, timeout time.
 // getty or in a library it calls) comes back as an error, which closes the
 // session in send, and never reaches the caller of WritePkg or WriteBytes.
 func (s *session) writeToTransport(first []byte, more [][]byte, peer net.Addr, timeout time.Duration) (n int, err error) {
-	defer func() {
-		if v := recover(); v != nil {
-			err = internalFault("the transport's write", v)
-		}
-	}()
+	defer recoverFault("the transport's write", &err)
 	if peer != nil {
 		return s.pt.writeTo(peer, first, more, timeout)
 	}

@@ -28,15 +28,40 @@ func StatsOf(s Session) (stats SessionStats, ok bool) {
 }
 
 func (s *session) stats() SessionStats {
+	c := s.traffic()
 	return SessionStats{
-		ReadBytes:  s.readBytes.Load(),
-		WriteBytes: s.writeBytes.Load(),
-		ReadPkgs:   s.readPkgs.Load(),
-		WritePkgs:  s.writePkgs.Load(),
-		Drops:      s.drops.Load(),
+		ReadBytes:  c.readBytes,
+		WriteBytes: c.writeBytes,
+		ReadPkgs:   c.readPkgs,
+		WritePkgs:  c.writePkgs,
+		Drops:      c.drops,
 		LastActive: s.GetActive(),
 		Closed:     s.IsClosed(),
 	}
+}
+
+// traffic is a snapshot of the counters a session keeps and its endpoint
+// sums: the one place they are copied.
+type traffic struct {
+	readBytes, writeBytes, readPkgs, writePkgs, drops uint64
+}
+
+func (s *session) traffic() traffic {
+	return traffic{
+		readBytes:  s.readBytes.Load(),
+		writeBytes: s.writeBytes.Load(),
+		readPkgs:   s.readPkgs.Load(),
+		writePkgs:  s.writePkgs.Load(),
+		drops:      s.drops.Load(),
+	}
+}
+
+func (t *traffic) add(u traffic) {
+	t.readBytes += u.readBytes
+	t.writeBytes += u.writeBytes
+	t.readPkgs += u.readPkgs
+	t.writePkgs += u.writePkgs
+	t.drops += u.drops
 }
 
 // EndpointStats is a snapshot of a server's or client's counters: the sum
@@ -67,51 +92,41 @@ func EndpointStatsOf(ep EndPoint) (stats EndpointStats, ok bool) {
 func (e *endpoint) core() *endpoint { return e }
 
 // endpointCounters keeps what ended sessions leave behind, so Stats stays
-// complete without counting on the hot path.
+// complete without counting on the hot path. ended is written under the
+// endpoint lock only; the other counters are bumped from anywhere.
 type endpointCounters struct {
-	opened                     atomic.Uint64
-	readBytes, writeBytes      atomic.Uint64
-	readPkgs, writePkgs, drops atomic.Uint64
-	errors, panics             atomic.Uint64
+	ended          traffic // the sum over the sessions that ended; endpoint lock
+	opened         atomic.Uint64
+	errors, panics atomic.Uint64
 }
 
 func (e *endpoint) stats() EndpointStats {
 	st := EndpointStats{
 		SessionsTotal: e.counters.opened.Load(),
-		ReadBytes:     e.counters.readBytes.Load(),
-		WriteBytes:    e.counters.writeBytes.Load(),
-		ReadPkgs:      e.counters.readPkgs.Load(),
-		WritePkgs:     e.counters.writePkgs.Load(),
-		Drops:         e.counters.drops.Load(),
 		Errors:        e.counters.errors.Load(),
 		Panics:        e.counters.panics.Load(),
 	}
 	e.mu.Lock()
+	total := e.counters.ended
 	for s := range e.sessions {
 		if s.opened.Load() && !s.ended.Load() {
 			st.SessionsOpen++
-			st.ReadBytes += s.readBytes.Load()
-			st.WriteBytes += s.writeBytes.Load()
-			st.ReadPkgs += s.readPkgs.Load()
-			st.WritePkgs += s.writePkgs.Load()
-			st.Drops += s.drops.Load()
+			total.add(s.traffic())
 		}
 	}
 	e.mu.Unlock()
+	st.ReadBytes, st.WriteBytes = total.readBytes, total.writeBytes
+	st.ReadPkgs, st.WritePkgs, st.Drops = total.readPkgs, total.writePkgs, total.drops
 	return st
 }
 
 // noteEnd folds an ended session's counters into the endpoint's; called
-// once, from final, under the endpoint lock so stats never counts it twice.
+// once, from end, under the endpoint lock so stats never counts it twice.
 func (e *endpoint) noteEnd(s *session, err error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	s.ended.Store(true)
-	e.counters.readBytes.Add(s.readBytes.Load())
-	e.counters.writeBytes.Add(s.writeBytes.Load())
-	e.counters.readPkgs.Add(s.readPkgs.Load())
-	e.counters.writePkgs.Add(s.writePkgs.Load())
-	e.counters.drops.Add(s.drops.Load())
+	e.counters.ended.add(s.traffic())
 	if err != nil {
 		e.counters.errors.Add(1)
 		if errors.Is(err, ErrPanic) {

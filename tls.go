@@ -35,13 +35,8 @@ func (b *ServerTlsConfigBuilder) BuildTlsConfig() (*tls.Config, error) {
 		return nil, err
 	}
 	cfg := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-	if b.ServerTrustCertCollectionPath != "" {
-		pool, err := loadCertPool(b.ServerTrustCertCollectionPath)
-		if err != nil {
-			return nil, err
-		}
-		cfg.ClientCAs = pool
-		cfg.ClientAuth = tls.RequireAndVerifyClientCert
+	if err := requireClientCerts(cfg, b.ServerTrustCertCollectionPath); err != nil {
+		return nil, err
 	}
 	return cfg, nil
 }
@@ -78,6 +73,45 @@ func (b *ClientTlsConfigBuilder) BuildTlsConfig() (*tls.Config, error) {
 		cfg.RootCAs = pool
 	}
 	return cfg, nil
+}
+
+// buildTLSConfig runs b, which must not be nil, and rejects a builder
+// that returns no config and no error.
+func buildTLSConfig(b TlsConfigBuilder) (*tls.Config, error) {
+	cfg, err := b.BuildTlsConfig()
+	if err == nil && cfg == nil {
+		err = errors.New("getty: TlsConfigBuilder returned no config")
+	}
+	return cfg, err
+}
+
+// requiredTLSConfig builds the configuration of a TCP endpoint with TLS
+// enabled, where a builder is required; side ("server" or "client") names
+// the endpoint in the error.
+func requiredTLSConfig(b TlsConfigBuilder, side string) (*tls.Config, error) {
+	if b == nil {
+		return nil, errors.New("getty: TLS enabled without a TlsConfigBuilder")
+	}
+	cfg, err := buildTLSConfig(b)
+	if err != nil {
+		return nil, fmt.Errorf("getty: %s tls config: %w", side, err)
+	}
+	return cfg, nil
+}
+
+// requireClientCerts makes a server require client certificates signed by
+// the CAs in the PEM file at caPath; an empty path leaves cfg as it is.
+func requireClientCerts(cfg *tls.Config, caPath string) error {
+	if caPath == "" {
+		return nil
+	}
+	pool, err := loadCertPool(caPath)
+	if err != nil {
+		return err
+	}
+	cfg.ClientCAs = pool
+	cfg.ClientAuth = tls.RequireAndVerifyClientCert
+	return nil
 }
 
 func loadKeyPair(certPath, keyPath, password string) (tls.Certificate, error) {

@@ -1,9 +1,10 @@
 // Package dispatch runs user callbacks (OnMessage and friends) off the per-connection reader goroutine.
 //
-// The model (DESIGN.md section 2): each connection has exactly one reader goroutine that decodes packages and
-// posts them here; a shared, bounded M:N [Pool] runs them. Nothing in this package starts a goroutine per message
-// or grows a queue without bound: every queue has a fixed capacity and a full queue blocks the producer, which
-// for a reader goroutine means it stops reading the socket and TCP flow control pushes back on the peer.
+// The model (docs/design.md, "Goroutines" and "Backpressure"): each connection has exactly one reader goroutine
+// that decodes packages and posts them here; a shared, bounded M:N [Pool] runs them. Nothing in this package starts
+// a goroutine per message or grows a queue without bound: every queue has a fixed capacity and a full queue blocks
+// the producer, which for a reader goroutine means it stops reading the socket and TCP flow control pushes back on
+// the peer.
 //
 // Two layers:
 //

@@ -930,7 +930,7 @@ func report(o *options, results []*runResult, notes []string, elapsed time.Durat
 		w("\n")
 	}
 
-	// Summary, shaped like DESIGN.md section 5.
+	// Summary, shaped like the table in the README's Performance section.
 	w("## Summary\n\n| scenario |")
 	for _, impl := range o.impls {
 		w(" `%s` |", impl)
