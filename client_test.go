@@ -17,7 +17,7 @@ import (
 // A pool of 8 sessions refills within 1 s of a server restart on the same
 // port, without a storm of dials.
 func TestClientRefillsAfterServerRestart(t *testing.T) {
-	srv := startServer(t, transports[0].newServer(t), withCodec(newRecorder(true)))
+	srv := startServer(t, row("tcp").newServer(t), withCodec(newRecorder(true)))
 	addr := srv.Addr().String()
 	cliRec := newRecorder(false)
 	cli := startClient(t, getty.NewTCPClient(getty.WithServerAddress(addr), getty.WithConnectionNumber(8),
@@ -141,7 +141,7 @@ func TestClientReconnectAttemptLimit(t *testing.T) {
 // A new-session callback that refuses does not make a hot loop of dials.
 func TestClientRefusingCallbackBacksOff(t *testing.T) {
 	var accepted atomic.Int64
-	srv := startServer(t, transports[0].newServer(t), func(getty.Session) error { accepted.Add(1); return nil })
+	srv := startServer(t, row("tcp").newServer(t), func(getty.Session) error { accepted.Add(1); return nil })
 	_ = srv
 	var calls atomic.Int64
 	cli := getty.NewTCPClient(getty.WithServerAddress(srv.Addr().String()), getty.WithReconnectInterval(int(20*time.Millisecond)),

@@ -36,9 +36,9 @@ func TestCompressionRoundTrip(t *testing.T) {
 	for _, ct := range compressTypes {
 		t.Run(ct.name, func(t *testing.T) {
 			setCompress := func(s getty.Session) { s.SetCompressType(ct.typ) }
-			srv := startServer(t, transports[0].newServer(t), withCodec(newRecorder(true), setCompress))
+			srv := startServer(t, row("tcp").newServer(t), withCodec(newRecorder(true), setCompress))
 			cliRec := newRecorder(false)
-			cli := startClient(t, transports[0].newClient(t, srv), withCodec(cliRec, setCompress))
+			cli := startClient(t, row("tcp").newClient(t, srv), withCodec(cliRec, setCompress))
 			s, err := cli.Session()
 			require.NoError(t, err)
 			big := strings.Repeat("compressible ", 2000)
@@ -78,7 +78,7 @@ func TestCompressionRawPeer(t *testing.T) {
 		}},
 	} {
 		t.Run(ct.name, func(t *testing.T) {
-			srv := startServer(t, transports[0].newServer(t), withCodec(newRecorder(true), func(s getty.Session) { s.SetCompressType(ct.typ) }))
+			srv := startServer(t, row("tcp").newServer(t), withCodec(newRecorder(true), func(s getty.Session) { s.SetCompressType(ct.typ) }))
 			c := rawDial(t, srv)
 			w, flush, r := ct.wrap(c)
 			for i := 0; i < 50; i++ {
@@ -102,7 +102,7 @@ func TestCompressionRawPeer(t *testing.T) {
 // CompressNone is raw bytes on the wire (upstream wrapped it in stored
 // deflate blocks).
 func TestCompressNoneIsRaw(t *testing.T) {
-	srv := startServer(t, transports[0].newServer(t), withCodec(newRecorder(true), func(s getty.Session) { s.SetCompressType(getty.CompressNone) }))
+	srv := startServer(t, row("tcp").newServer(t), withCodec(newRecorder(true), func(s getty.Session) { s.SetCompressType(getty.CompressNone) }))
 	c := rawDial(t, srv)
 	_, _ = c.Write(frame("raw"))
 	assert.Equal(t, "raw", readFrame(t, c))
@@ -113,7 +113,7 @@ func TestCompressNoneIsRaw(t *testing.T) {
 // stale deadline must never fire).
 func TestCompressedIdleAfterSplitPackage(t *testing.T) {
 	rec := newRecorder(true)
-	srv := startServer(t, transports[0].newServer(t), withCodec(rec, func(s getty.Session) {
+	srv := startServer(t, row("tcp").newServer(t), withCodec(rec, func(s getty.Session) {
 		s.SetCompressType(getty.CompressBestSpeed)
 		s.SetReadTimeout(100 * time.Millisecond)
 	}))
@@ -159,9 +159,9 @@ func TestCompressedWritesAllSizes(t *testing.T) {
 				s.SetReadTimeout(10 * time.Second)
 				s.SetWriteTimeout(10 * time.Second)
 			}
-			srv := startServer(t, transports[0].newServer(t), withCodec(newRecorder(true), setUp))
+			srv := startServer(t, row("tcp").newServer(t), withCodec(newRecorder(true), setUp))
 			rec := newRecorder(false)
-			cli := startClient(t, transports[0].newClient(t, srv), withCodec(rec, setUp))
+			cli := startClient(t, row("tcp").newClient(t, srv), withCodec(rec, setUp))
 			s, err := cli.Session()
 			require.NoError(t, err)
 

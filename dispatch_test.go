@@ -59,7 +59,7 @@ func dispatchOrder(t *testing.T, ordered bool, opts ...getty.ServerOption) {
 		each = 2000
 	}
 	chk := &seqChecker{next: map[getty.Session]uint32{}, ordered: ordered}
-	srv := startServer(t, transports[0].newServer(t, opts...), withCodec(chk))
+	srv := startServer(t, row("tcp").newServer(t, opts...), withCodec(chk))
 	var wg sync.WaitGroup
 	for i := 0; i < sessions; i++ {
 		c := rawDial(t, srv)
@@ -106,7 +106,7 @@ func TestGoroutinesPerConnection(t *testing.T) {
 	base := runtime.NumGoroutine()
 	var crons atomic.Int64
 	l := &cronCounter{n: &crons}
-	srv := startServer(t, transports[0].newServer(t, getty.WithServerWorkerPool(8)), withCodec(l, func(s getty.Session) { s.SetCronPeriod(100) }))
+	srv := startServer(t, row("tcp").newServer(t, getty.WithServerWorkerPool(8)), withCodec(l, func(s getty.Session) { s.SetCronPeriod(100) }))
 	conns := make([]net.Conn, 0, n)
 	for i := 0; i < n; i++ {
 		conns = append(conns, rawDial(t, srv))
@@ -133,7 +133,7 @@ func (c *cronCounter) OnCron(getty.Session) { c.n.Add(1) }
 func TestBackpressureBoundsMemory(t *testing.T) {
 	release := make(chan struct{})
 	blocker := &blockingHandler{release: release}
-	srv := startServer(t, transports[0].newServer(t, getty.WithServerWorkerPool(2), getty.WithServerMailboxSize(16)), withCodec(blocker))
+	srv := startServer(t, row("tcp").newServer(t, getty.WithServerWorkerPool(2), getty.WithServerMailboxSize(16)), withCodec(blocker))
 	c := rawDial(t, srv)
 
 	runtime.GC()
@@ -171,7 +171,7 @@ func (b *blockingHandler) OnMessage(getty.Session, any) { <-b.release }
 // session, and never runs after OnClose.
 func TestCron(t *testing.T) {
 	l := &cronProbe{fired: make(chan time.Time, 100)}
-	srv := startServer(t, transports[0].newServer(t), withCodec(l, func(s getty.Session) { s.SetCronPeriod(50) }))
+	srv := startServer(t, row("tcp").newServer(t), withCodec(l, func(s getty.Session) { s.SetCronPeriod(50) }))
 	c := rawDial(t, srv)
 	var stamps []time.Time
 	for len(stamps) < 5 {
@@ -215,7 +215,7 @@ func (p *cronProbe) OnClose(getty.Session) { p.closed.Store(true) }
 // SetCronPeriod works after the session started.
 func TestCronPeriodChangedLater(t *testing.T) {
 	l := &cronProbe{fired: make(chan time.Time, 100)}
-	srv := startServer(t, transports[0].newServer(t), withCodec(l, func(s getty.Session) {}))
+	srv := startServer(t, row("tcp").newServer(t), withCodec(l, func(s getty.Session) {}))
 	c := rawDial(t, srv)
 	_, _ = c.Write(frame("x"))
 	// The default period is 60 s: nothing fires soon.

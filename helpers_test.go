@@ -9,11 +9,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/require"
+
 	getty "github.com/getty-go/getty"
+	"github.com/getty-go/getty/internal/testcert"
 )
 
 // transport is one row of the integration table: how to make a server and a
-// client of one kind. Later transports (tls, udp, ws, wss) join transports.
+// client of one kind.
 type transport struct {
 	name      string
 	newServer func(t *testing.T, opts ...getty.ServerOption) getty.Server
@@ -22,6 +25,7 @@ type transport struct {
 	packet    bool // one server session for every peer (udp)
 }
 
+// transports is the integration table, every row in this one literal.
 var transports = []transport{
 	{
 		name: "tcp",
@@ -33,14 +37,110 @@ var transports = []transport{
 		},
 		stream: true,
 	},
+	{
+		name: "tls",
+		newServer: func(t *testing.T, opts ...getty.ServerOption) getty.Server {
+			set := testcert.New(t)
+			srv := newTLSServer(set, set.Server, "", opts...)
+			serverCerts.Store(srv, set)
+			t.Cleanup(func() { serverCerts.Delete(srv) })
+			return srv
+		},
+		newClient: func(t *testing.T, srv getty.Server, opts ...getty.ClientOption) getty.Client {
+			return newTLSClient(srv, certsOf(t, srv), nil, opts...)
+		},
+		stream: true,
+	},
+	{
+		// One server session for the socket, one connected socket per
+		// client session.
+		name: "udp",
+		newServer: func(t *testing.T, opts ...getty.ServerOption) getty.Server {
+			return getty.NewUDPEndPoint(append([]getty.ServerOption{getty.WithLocalAddress("127.0.0.1:0")}, opts...)...)
+		},
+		newClient: func(t *testing.T, srv getty.Server, opts ...getty.ClientOption) getty.Client {
+			return getty.NewUDPClient(append([]getty.ClientOption{getty.WithServerAddress(srv.Addr().String())}, opts...)...)
+		},
+		packet: true,
+	},
+	{
+		name: "ws",
+		newServer: func(t *testing.T, opts ...getty.ServerOption) getty.Server {
+			return getty.NewWSServer(append([]getty.ServerOption{getty.WithLocalAddress("127.0.0.1:0")}, opts...)...)
+		},
+		newClient: func(t *testing.T, srv getty.Server, opts ...getty.ClientOption) getty.Client {
+			return getty.NewWSClient(append([]getty.ClientOption{getty.WithServerAddress(wsURL(srv, "ws", "/"))}, opts...)...)
+		},
+	},
+	{
+		name: "wss",
+		newServer: func(t *testing.T, opts ...getty.ServerOption) getty.Server {
+			set := testcert.New(t)
+			srv := getty.NewWSSServer(append([]getty.ServerOption{
+				getty.WithLocalAddress("127.0.0.1:0"),
+				getty.WithWebsocketServerCert(set.Server.Cert),
+				getty.WithWebsocketServerPrivateKey(set.Server.Key),
+			}, opts...)...)
+			serverCerts.Store(srv, set)
+			t.Cleanup(func() { serverCerts.Delete(srv) })
+			return srv
+		},
+		newClient: func(t *testing.T, srv getty.Server, opts ...getty.ClientOption) getty.Client {
+			return getty.NewWSSClient(append([]getty.ClientOption{
+				getty.WithServerAddress(wsURL(srv, "wss", "/")),
+				getty.WithRootCertificateFile(certsOf(t, srv).CA),
+			}, opts...)...)
+		},
+	},
 }
 
-// run runs f once per transport, as a subtest.
-func run(t *testing.T, f func(t *testing.T, tr transport)) {
+// run runs f once per transport that every filter keeps, as a subtest
+// (net/http's run(t, f, modes)).
+func run(t *testing.T, f func(t *testing.T, tr transport), filter ...func(transport) bool) {
 	t.Helper()
+rows:
 	for _, tr := range transports {
+		for _, keep := range filter {
+			if !keep(tr) {
+				continue rows
+			}
+		}
 		t.Run(tr.name, func(t *testing.T) { f(t, tr) })
 	}
+}
+
+// Filters for run.
+
+// connected keeps the transports with a session per connection: all but
+// UDP, which has one session for every peer and no connection to hold,
+// drip or close.
+func connected(tr transport) bool { return !tr.packet }
+
+// overWebSocket keeps ws and wss.
+func overWebSocket(tr transport) bool { return tr.name == "ws" || tr.name == "wss" }
+
+// row returns the transport called name.
+func row(name string) transport {
+	for _, tr := range transports {
+		if tr.name == name {
+			return tr
+		}
+	}
+	panic("no transport " + name)
+}
+
+// certs made for a WSS or TLS server, for the client of that server.
+var serverCerts sync.Map // getty.Server -> *testcert.Set
+
+func certsOf(t *testing.T, srv getty.Server) *testcert.Set {
+	t.Helper()
+	v, ok := serverCerts.Load(srv)
+	require.True(t, ok, "server has no certificates")
+	return v.(*testcert.Set)
+}
+
+func wsURL(srv getty.Server, scheme, path string) string {
+	return scheme + "://" + srv.Addr().String() + path
 }
 
 // startServer starts srv with cb and closes it when the test ends.

@@ -356,29 +356,6 @@ func (l *relQuietLog) String() string {
 	return strings.Join(l.lines, "\n")
 }
 
-// relAllRows are the connection-oriented rows of the table. UDP (packet
-// rows: one session for every peer, no connection to hold, drip or close)
-// has its own hostile-input tests in udp_test.go.
-func relAllRows() []transport { return relRows(func(tr transport) bool { return !tr.packet }) }
-
-func relRows(keep func(transport) bool) []transport {
-	var rows []transport
-	for _, tr := range transports {
-		if keep(tr) {
-			rows = append(rows, tr)
-		}
-	}
-	return rows
-}
-
-// relRun runs f per row as a subtest.
-func relRun(t *testing.T, rows []transport, f func(t *testing.T, tr transport)) {
-	t.Helper()
-	for _, tr := range rows {
-		t.Run(tr.name, func(t *testing.T) { f(t, tr) })
-	}
-}
-
 // relOpenFDs counts this process's open descriptors.
 func relOpenFDs(t *testing.T) int {
 	ents, err := os.ReadDir("/proc/self/fd")
@@ -613,7 +590,7 @@ func relHostileWS() []relHostile {
 // Hostile bytes close their session with a matchable error, cost less than
 // 1 MiB of allocation, and leave the other sessions served.
 func TestReliabHostileFraming(t *testing.T) {
-	relRun(t, relAllRows(), func(t *testing.T, tr transport) {
+	run(t, func(t *testing.T, tr transport) {
 		const maxLen = 64 << 10
 		cases := relHostileStream()
 		if !tr.stream {
@@ -678,7 +655,7 @@ func TestReliabHostileFraming(t *testing.T) {
 				require.NoError(t, good.echo("after "+c.name), "the other session is still served")
 			})
 		}
-	})
+	}, connected)
 }
 
 // ---- 2. panics everywhere ---------------------------------------------------
@@ -899,7 +876,7 @@ func TestReliabPanics(t *testing.T) {
 			return []getty.ServerOption{getty.WithServerTaskPool(pool)}, pool.Close
 		}, false},
 	}
-	relRun(t, relAllRows(), func(t *testing.T, tr transport) {
+	run(t, func(t *testing.T, tr transport) {
 		echoes := echoes
 		if reduced && (tr.name != "tcp" || testing.Short()) {
 			echoes = 200
@@ -981,14 +958,14 @@ func TestReliabPanics(t *testing.T) {
 				assert.GreaterOrEqual(t, log.count("boom in OnClose"), rounds, "panic in OnClose logged")
 			})
 		}
-	})
+	}, connected)
 }
 
 // Every recovered panic is counted in the endpoint's statistics, the
 // ones that keep a session from opening included.
 func TestReliabPanicsCounted(t *testing.T) {
 	relSilence(t)
-	tr := transports[0]
+	tr := row("tcp")
 	rec := newRelErrRecorder(true)
 	l := relPanicListener{rec}
 	srv := startServer(t, tr.newServer(t), func(s getty.Session) error {
@@ -1034,7 +1011,7 @@ func relSessionGrabber(l getty.EventListener, ch chan<- getty.Session, extra ...
 // A peer that never reads: WritePkg(64 KiB, 200 ms) fails within about its
 // timeout, the session closes, and the heap does not grow with the backlog.
 func TestReliabSlowReader(t *testing.T) {
-	relRun(t, relAllRows(), func(t *testing.T, tr transport) {
+	run(t, func(t *testing.T, tr transport) {
 		const timeout = 200 * time.Millisecond
 		sessCh := make(chan getty.Session, 1)
 		rec := newRelErrRecorder(false)
@@ -1076,14 +1053,14 @@ func TestReliabSlowReader(t *testing.T) {
 		growth := int64(heap1) - int64(heap0)
 		t.Logf("heap %d KiB -> %d KiB", heap0>>10, heap1>>10)
 		assert.Less(t, growth, int64(4<<20), "heap growth after writing to a slow reader")
-	})
+	}, connected)
 }
 
 // Writers with different timeouts on one session that a peer does not
 // read: each call is bounded by its own timeout, not by the one of the
 // writer ahead of it.
 func TestReliabSlowReaderMixedTimeouts(t *testing.T) {
-	relRun(t, relAllRows(), func(t *testing.T, tr transport) {
+	run(t, func(t *testing.T, tr transport) {
 		sessCh := make(chan getty.Session, 1)
 		srv := startServer(t, tr.newServer(t), relSessionGrabber(getty.BaseListener{}, sessCh))
 		relConnect(t, relTargetOf(t, tr, srv)) // never reads
@@ -1112,7 +1089,7 @@ func TestReliabSlowReaderMixedTimeouts(t *testing.T) {
 		case <-time.After(10 * time.Second):
 			t.Fatal("the patient writer never returned")
 		}
-	})
+	}, connected)
 }
 
 // ---- 4. slowloris ----------------------------------------------------------
@@ -1163,11 +1140,7 @@ func TestReliabSlowloris(t *testing.T) {
 		{"wss upgrade", "wss", "upgrade"},
 	}
 	for _, d := range drips {
-		rows := relRows(func(tr transport) bool { return tr.name == d.row })
-		if len(rows) == 0 {
-			continue
-		}
-		tr := rows[0]
+		tr := row(d.row)
 		t.Run(d.name, func(t *testing.T) {
 			if d.phase == "wsframe" {
 				// Known limitation: gorilla reads a frame header before
@@ -1327,7 +1300,7 @@ func relChurnSize(tr transport) int {
 // alternating sides: OnOpen and OnClose balance, and goroutines and
 // descriptors come back to their baseline.
 func TestReliabChurn(t *testing.T) {
-	relRun(t, relAllRows(), func(t *testing.T, tr transport) {
+	run(t, func(t *testing.T, tr transport) {
 		const rounds, slack = 3, 5
 		n := relChurnSize(tr)
 		baseG, baseFD := runtime.NumGoroutine(), relOpenFDs(t)
@@ -1409,7 +1382,7 @@ func TestReliabChurn(t *testing.T) {
 		eventually(t, "goroutines and descriptors back to the baseline", func() bool {
 			return runtime.NumGoroutine() <= baseG+slack && relOpenFDs(t) <= baseFD+slack
 		})
-	})
+	}, connected)
 }
 
 // ---- 6. accept errors and the connection cap -------------------------------
@@ -1642,7 +1615,7 @@ func slicesContains(lines []string, sub string) bool {
 // once (refused with 503 by a WebSocket server) while the first n are
 // served, and a slot frees up when one of them leaves.
 func TestReliabMaxConnections(t *testing.T) {
-	relRun(t, relAllRows(), func(t *testing.T, tr transport) {
+	run(t, func(t *testing.T, tr transport) {
 		const n = 4
 		relSilence(t)
 		rec := newRelErrRecorder(true)
@@ -1688,7 +1661,7 @@ func TestReliabMaxConnections(t *testing.T) {
 			return err == nil
 		})
 		p.Close()
-	})
+	}, connected)
 }
 
 // ---- 7. half-open peers ----------------------------------------------------
@@ -1728,7 +1701,7 @@ func (l *relIdleListener) OnMessage(s getty.Session, pkg any) {
 // idle check within one cron period plus a tick of the idle limit, while a
 // live peer sending as often is left alone.
 func TestReliabHalfOpenPeer(t *testing.T) {
-	relRun(t, relAllRows(), func(t *testing.T, tr transport) {
+	run(t, func(t *testing.T, tr transport) {
 		const (
 			period = 100 * time.Millisecond
 			idle   = 300 * time.Millisecond
@@ -1789,7 +1762,7 @@ func TestReliabHalfOpenPeer(t *testing.T) {
 		assert.GreaterOrEqual(t, took, idle)
 		assert.Less(t, seen, took+slack, "the peer saw the end late")
 		require.NoError(t, live.echo("still alive"))
-	})
+	}, connected)
 }
 
 // relStuckServer echoes, except on the first session it sees, whose
@@ -1820,7 +1793,7 @@ func (l *relStuckServer) OnMessage(s getty.Session, pkg any) {
 // client's own OnCron idle check closes that session and the pool replaces
 // it.
 func TestReliabHalfOpenClientPool(t *testing.T) {
-	relRun(t, relAllRows(), func(t *testing.T, tr transport) {
+	run(t, func(t *testing.T, tr transport) {
 		const (
 			period = 100 * time.Millisecond
 			idle   = 300 * time.Millisecond
@@ -1864,7 +1837,7 @@ func TestReliabHalfOpenClientPool(t *testing.T) {
 		}
 		time.Sleep(2 * idle)
 		assert.Equal(t, int64(1), cliL.closes.Load(), "a live session was closed by the idle check")
-	})
+	}, connected)
 }
 
 // ---- 8. graceful close -----------------------------------------------------
@@ -1917,7 +1890,7 @@ func relReadNumbered(p *relPeer, count int) error {
 // worker pool).
 func TestReliabGracefulClose(t *testing.T) {
 	const count = 10000
-	relRun(t, relAllRows(), func(t *testing.T, tr transport) {
+	run(t, func(t *testing.T, tr transport) {
 		t.Run("writer goroutine", func(t *testing.T) {
 			sessCh := make(chan getty.Session, 1)
 			srv := startServer(t, tr.newServer(t), relSessionGrabber(getty.BaseListener{}, sessCh))
@@ -1959,14 +1932,14 @@ func TestReliabGracefulClose(t *testing.T) {
 				}
 			})
 		}
-	})
+	}, connected)
 }
 
 // Three Close calls race 32 writers: no panic, no race, every write
 // returns nil or ErrSessionClosed, and the peer gets exactly the messages
 // whose write returned nil, each whole.
 func TestReliabConcurrentClose(t *testing.T) {
-	relRun(t, relAllRows(), func(t *testing.T, tr transport) {
+	run(t, func(t *testing.T, tr transport) {
 		for round := 0; round < 5; round++ {
 			sessCh := make(chan getty.Session, 1)
 			srv := startServer(t, tr.newServer(t), relSessionGrabber(getty.BaseListener{}, sessCh))
@@ -2024,7 +1997,7 @@ func TestReliabConcurrentClose(t *testing.T) {
 			}
 			srv.Close()
 		}
-	})
+	}, connected)
 }
 
 // relBlocker blocks OnMessage until release closes.
@@ -2046,7 +2019,7 @@ func (b *relBlocker) OnClose(getty.Session) { close(b.closed) }
 // ends, and the socket is closed all the same; once the handler returns,
 // everything ends.
 func TestReliabShutdownStuckSession(t *testing.T) {
-	relRun(t, relAllRows(), func(t *testing.T, tr transport) {
+	run(t, func(t *testing.T, tr transport) {
 		for _, mode := range []string{"inline", "workers"} {
 			t.Run(mode, func(t *testing.T) {
 				var opts []getty.ServerOption
@@ -2084,7 +2057,7 @@ func TestReliabShutdownStuckSession(t *testing.T) {
 				srv.Close()
 			})
 		}
-	})
+	}, connected)
 }
 
 // Close on a peer that stopped reading: Close is bounded by the wait time
@@ -2092,7 +2065,7 @@ func TestReliabShutdownStuckSession(t *testing.T) {
 // close_notify attempt, and a writer blocked on the session is released.
 func TestReliabCloseWithStuckPeer(t *testing.T) {
 	const wait = 200 * time.Millisecond
-	relRun(t, relAllRows(), func(t *testing.T, tr transport) {
+	run(t, func(t *testing.T, tr transport) {
 		t.Run("writer in flight", func(t *testing.T) {
 			sessCh := make(chan getty.Session, 1)
 			rec := newRelErrRecorder(false)
@@ -2141,7 +2114,7 @@ func TestReliabCloseWithStuckPeer(t *testing.T) {
 			t.Logf("Close with a full send buffer returned after %v (wait time %v)", took.Round(time.Millisecond), wait)
 			assert.Less(t, took, wait+1300*time.Millisecond, "Close waited past its wait time")
 		})
-	})
+	}, connected)
 }
 
 // tcpConnOfRel finds the TCP socket under a connection (through TLS).

@@ -62,7 +62,7 @@ func TestEcho(t *testing.T) {
 func TestSessionSurface(t *testing.T) {
 	var got getty.Session
 	ready := make(chan struct{})
-	srv := startServer(t, transports[0].newServer(t), func(s getty.Session) error {
+	srv := startServer(t, row("tcp").newServer(t), func(s getty.Session) error {
 		s.SetName("surface")
 		s.SetPkgHandler(&getty.LengthFieldCodec{})
 		s.SetEventListener(getty.BaseListener{})
@@ -110,7 +110,7 @@ func TestSessionSurface(t *testing.T) {
 func TestOnOpenRejects(t *testing.T) {
 	var closes atomic.Int32
 	l := &openRejecter{closes: &closes}
-	srv := startServer(t, transports[0].newServer(t), withCodec(l))
+	srv := startServer(t, row("tcp").newServer(t), withCodec(l))
 	c := rawDial(t, srv)
 	waitEOF(t, c)
 	srv.Close()
@@ -126,7 +126,7 @@ func (openRejecter) OnOpen(getty.Session) error { return errors.New("no") }
 func (o openRejecter) OnClose(getty.Session)    { o.closes.Add(1) }
 
 func TestNewSessionCallbackError(t *testing.T) {
-	srv := startServer(t, transports[0].newServer(t), func(getty.Session) error { return errors.New("refused") })
+	srv := startServer(t, row("tcp").newServer(t), func(getty.Session) error { return errors.New("refused") })
 	waitEOF(t, rawDial(t, srv))
 }
 
@@ -145,7 +145,7 @@ func TestReaderContractViolations(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			bad := newRecorder(false)
 			good := newRecorder(true)
-			srv := startServer(t, transports[0].newServer(t), func(s getty.Session) error {
+			srv := startServer(t, row("tcp").newServer(t), func(s getty.Session) error {
 				codec := &getty.LengthFieldCodec{}
 				s.SetMaxMsgLen(1024)
 				s.SetWriter(codec)
@@ -206,7 +206,7 @@ func rawDialMarked(t *testing.T, srv getty.Server) net.Conn {
 // header is read, without allocating for it.
 func TestOversizeFrameRejected(t *testing.T) {
 	bad := newRecorder(false)
-	srv := startServer(t, transports[0].newServer(t), withCodec(bad))
+	srv := startServer(t, row("tcp").newServer(t), withCodec(bad))
 	other := rawDial(t, srv)
 
 	var before, after runtime.MemStats
@@ -234,7 +234,7 @@ func TestCallbackPanics(t *testing.T) {
 	for _, where := range []string{"callback", "read", "write", "open", "message", "cron", "error", "close"} {
 		t.Run(where, func(t *testing.T) {
 			p := &panicker{where: where, closed: make(chan struct{}, 4), errs: make(chan error, 4)}
-			srv := startServer(t, transports[0].newServer(t), func(s getty.Session) error {
+			srv := startServer(t, row("tcp").newServer(t), func(s getty.Session) error {
 				if where == "callback" && p.first.CompareAndSwap(false, true) {
 					panic("boom in callback")
 				}
@@ -358,7 +358,7 @@ func (w panicWriter) Write(s getty.Session, pkg any) ([]byte, error) {
 // Many goroutines write to one session at once: every frame arrives whole.
 func TestConcurrentWriters(t *testing.T) {
 	sessCh := make(chan getty.Session, 1)
-	srv := startServer(t, transports[0].newServer(t), withCodec(getty.BaseListener{}, func(s getty.Session) { sessCh <- s }))
+	srv := startServer(t, row("tcp").newServer(t), withCodec(getty.BaseListener{}, func(s getty.Session) { sessCh <- s }))
 	c := rawDial(t, srv)
 	s := <-sessCh
 	const writers, each = 16, 200
@@ -394,7 +394,7 @@ func TestConcurrentWriters(t *testing.T) {
 func TestCloseWhileWriting(t *testing.T) {
 	for round := 0; round < 5; round++ {
 		sessCh := make(chan getty.Session, 1)
-		srv := startServer(t, transports[0].newServer(t), withCodec(getty.BaseListener{}, func(s getty.Session) { sessCh <- s }))
+		srv := startServer(t, row("tcp").newServer(t), withCodec(getty.BaseListener{}, func(s getty.Session) { sessCh <- s }))
 		c := rawDial(t, srv)
 		go func() { // drain so writes do not block
 			buf := make([]byte, 64<<10)
@@ -456,7 +456,7 @@ func TestServerCloseWithLiveSessions(t *testing.T) {
 // timeout; an idle peer is not.
 func TestPartialFrameTimeout(t *testing.T) {
 	rec := newRecorder(true)
-	srv := startServer(t, transports[0].newServer(t), withCodec(rec, func(s getty.Session) { s.SetReadTimeout(200 * time.Millisecond) }))
+	srv := startServer(t, row("tcp").newServer(t), withCodec(rec, func(s getty.Session) { s.SetReadTimeout(200 * time.Millisecond) }))
 	idle := rawDial(t, srv)
 	c := rawDial(t, srv)
 	_, _ = c.Write(frame("hello")[:6])
@@ -475,7 +475,7 @@ func TestPartialFrameTimeout(t *testing.T) {
 
 func TestShutdown(t *testing.T) {
 	rec := newRecorder(true)
-	srv := transports[0].newServer(t)
+	srv := row("tcp").newServer(t)
 	srv.RunEventLoop(withCodec(rec))
 	c := rawDial(t, srv)
 	_, _ = c.Write(frame("x"))
@@ -504,7 +504,7 @@ func TestListenAddressWithoutPort(t *testing.T) {
 // a busy connection.
 func TestSteadyStreamSplitPackages(t *testing.T) {
 	rec := newRecorder(true)
-	srv := startServer(t, transports[0].newServer(t), withCodec(rec, func(s getty.Session) { s.SetReadTimeout(150 * time.Millisecond) }))
+	srv := startServer(t, row("tcp").newServer(t), withCodec(rec, func(s getty.Session) { s.SetReadTimeout(150 * time.Millisecond) }))
 	c := rawDial(t, srv)
 	go func() { // drain the echoes
 		buf := make([]byte, 64<<10)
@@ -543,7 +543,7 @@ func TestSteadyStreamSplitPackages(t *testing.T) {
 func TestShutdownStuckFlush(t *testing.T) {
 	sessCh := make(chan getty.Session, 1)
 	rec := newRecorder(false)
-	srv := transports[0].newServer(t)
+	srv := row("tcp").newServer(t)
 	srv.RunEventLoop(withCodec(rec, func(s getty.Session) { s.SetWaitTime(10 * time.Second); sessCh <- s }))
 	c := rawDial(t, srv) // never reads
 	s := <-sessCh

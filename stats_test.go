@@ -11,7 +11,7 @@ import (
 
 func TestStats(t *testing.T) {
 	rec := newRecorder(true)
-	srv := startServer(t, transports[0].newServer(t), withCodec(rec))
+	srv := startServer(t, row("tcp").newServer(t), withCodec(rec))
 	c := rawDial(t, srv)
 	for i := 0; i < 3; i++ {
 		_, _ = c.Write(frame("abc"))
@@ -40,7 +40,7 @@ func TestStats(t *testing.T) {
 	assert.Equal(t, uint64(25), st.ReadBytes)
 
 	sessCh := make(chan getty.Session, 1)
-	srv2 := startServer(t, transports[0].newServer(t), withCodec(rec, func(s getty.Session) { sessCh <- s }))
+	srv2 := startServer(t, row("tcp").newServer(t), withCodec(rec, func(s getty.Session) { sessCh <- s }))
 	c2 := rawDial(t, srv2)
 	_, _ = c2.Write(frame("x"))
 	assert.Equal(t, "x", readFrame(t, c2))

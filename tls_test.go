@@ -16,25 +16,6 @@ import (
 	"github.com/getty-go/getty/internal/testcert"
 )
 
-var tlsRow = transport{
-	name: "tls",
-	newServer: func(t *testing.T, opts ...getty.ServerOption) getty.Server {
-		set := testcert.New(t)
-		srv := newTLSServer(set, set.Server, "", opts...)
-		serverCerts.Store(srv, set)
-		t.Cleanup(func() { serverCerts.Delete(srv) })
-		return srv
-	},
-	newClient: func(t *testing.T, srv getty.Server, opts ...getty.ClientOption) getty.Client {
-		return newTLSClient(srv, certsOf(t, srv), nil, opts...)
-	},
-	stream: true,
-}
-
-func init() {
-	transports = append(transports, tlsRow)
-}
-
 // newTLSServer makes a TLS server with pair; a non-empty trust CA requires
 // client certificates.
 func newTLSServer(set *testcert.Set, pair testcert.Pair, trust string, opts ...getty.ServerOption) getty.Server {

@@ -800,18 +800,3 @@ func BenchmarkUDPEcho(b *testing.B) {
 		round()
 	}
 }
-
-// udpRow joins UDP to the shared transport table: one server session for
-// the socket, one connected socket per client session.
-var udpRow = transport{
-	name: "udp",
-	newServer: func(t *testing.T, opts ...getty.ServerOption) getty.Server {
-		return getty.NewUDPEndPoint(append([]getty.ServerOption{getty.WithLocalAddress("127.0.0.1:0")}, opts...)...)
-	},
-	newClient: func(t *testing.T, srv getty.Server, opts ...getty.ClientOption) getty.Client {
-		return getty.NewUDPClient(append([]getty.ClientOption{getty.WithServerAddress(srv.Addr().String())}, opts...)...)
-	},
-	packet: true,
-}
-
-func init() { transports = append(transports, udpRow) }

@@ -27,64 +27,8 @@ import (
 	"github.com/getty-go/getty/internal/testcert"
 )
 
-// certs made for a WSS or TLS server, for the client of that server.
-var serverCerts sync.Map // getty.Server -> *testcert.Set
-
-func certsOf(t *testing.T, srv getty.Server) *testcert.Set {
-	t.Helper()
-	v, ok := serverCerts.Load(srv)
-	require.True(t, ok, "server has no certificates")
-	return v.(*testcert.Set)
-}
-
-func wsURL(srv getty.Server, scheme, path string) string {
-	return scheme + "://" + srv.Addr().String() + path
-}
-
-var (
-	wsRow = transport{
-		name: "ws",
-		newServer: func(t *testing.T, opts ...getty.ServerOption) getty.Server {
-			return getty.NewWSServer(append([]getty.ServerOption{getty.WithLocalAddress("127.0.0.1:0")}, opts...)...)
-		},
-		newClient: func(t *testing.T, srv getty.Server, opts ...getty.ClientOption) getty.Client {
-			return getty.NewWSClient(append([]getty.ClientOption{getty.WithServerAddress(wsURL(srv, "ws", "/"))}, opts...)...)
-		},
-	}
-	wssRow = transport{
-		name: "wss",
-		newServer: func(t *testing.T, opts ...getty.ServerOption) getty.Server {
-			set := testcert.New(t)
-			srv := getty.NewWSSServer(append([]getty.ServerOption{
-				getty.WithLocalAddress("127.0.0.1:0"),
-				getty.WithWebsocketServerCert(set.Server.Cert),
-				getty.WithWebsocketServerPrivateKey(set.Server.Key),
-			}, opts...)...)
-			serverCerts.Store(srv, set)
-			t.Cleanup(func() { serverCerts.Delete(srv) })
-			return srv
-		},
-		newClient: func(t *testing.T, srv getty.Server, opts ...getty.ClientOption) getty.Client {
-			return getty.NewWSSClient(append([]getty.ClientOption{
-				getty.WithServerAddress(wsURL(srv, "wss", "/")),
-				getty.WithRootCertificateFile(certsOf(t, srv).CA),
-			}, opts...)...)
-		},
-	}
-)
-
-func init() {
-	transports = append(transports, wsRow, wssRow)
-}
-
-func runWS(t *testing.T, f func(t *testing.T, tr transport)) {
-	for _, tr := range []transport{wsRow, wssRow} {
-		t.Run(tr.name, func(t *testing.T) { f(t, tr) })
-	}
-}
-
 func TestWSEcho(t *testing.T) {
-	runWS(t, func(t *testing.T, tr transport) {
+	run(t, func(t *testing.T, tr transport) {
 		var conns sync.Map
 		srvRec := newRecorder(true)
 		srv := startServer(t, tr.newServer(t), withCodec(srvRec, func(s getty.Session) { conns.Store(s.Conn(), true) }))
@@ -128,12 +72,12 @@ func TestWSEcho(t *testing.T) {
 		assert.Empty(t, errs, "an orderly close reports no error")
 		_, _, errs = cliRec.counts()
 		assert.Empty(t, errs)
-	})
+	}, overWebSocket)
 }
 
 // Per-message deflate, turned on at both ends, still echoes.
 func TestWSCompressedEcho(t *testing.T) {
-	runWS(t, func(t *testing.T, tr transport) {
+	run(t, func(t *testing.T, tr transport) {
 		compress := func(s getty.Session) { s.SetCompressType(getty.CompressBestSpeed) }
 		srvRec := newRecorder(true)
 		srv := startServer(t, tr.newServer(t), withCodec(srvRec, compress))
@@ -147,7 +91,7 @@ func TestWSCompressedEcho(t *testing.T) {
 			require.NoError(t, err)
 			assert.Equal(t, msg, cliRec.next(t))
 		}
-	})
+	}, overWebSocket)
 }
 
 // ---- a raw WebSocket peer ---------------------------------------------------
@@ -338,7 +282,7 @@ func TestWSProtocolViolations(t *testing.T) {
 	}
 	runWSPlain := func(t *testing.T, name string, send func(*rawWS), code int) {
 		rec := newRecorder(true)
-		srv := startServer(t, wsRow.newServer(t), withCodec(rec, func(s getty.Session) { s.SetMaxMsgLen(limit) }))
+		srv := startServer(t, row("ws").newServer(t), withCodec(rec, func(s getty.Session) { s.SetMaxMsgLen(limit) }))
 		r := dialRawWS(t, srv)
 		send(r)
 		assert.Equal(t, code, r.closeCode(), name)
@@ -372,7 +316,7 @@ func TestWSProtocolViolations(t *testing.T) {
 // messages are read too; pings are answered.
 func TestWSMessageFraming(t *testing.T) {
 	l := &framingListener{recorder: newRecorder(false)}
-	srv := startServer(t, wsRow.newServer(t), withCodec(l))
+	srv := startServer(t, row("ws").newServer(t), withCodec(l))
 	r := dialRawWS(t, srv)
 
 	expect := func(want []byte) {
@@ -429,7 +373,7 @@ func TestWSSessionCloseSendsNormalClosure(t *testing.T) {
 	var got getty.Session
 	opened := make(chan struct{})
 	rec := newRecorder(false)
-	srv := startServer(t, wsRow.newServer(t), withCodec(rec, func(s getty.Session) { got = s; close(opened) }))
+	srv := startServer(t, row("ws").newServer(t), withCodec(rec, func(s getty.Session) { got = s; close(opened) }))
 	r := dialRawWS(t, srv)
 	<-opened
 	eventually(t, "OnOpen", func() bool { o, _, _ := rec.counts(); return o == 1 })
@@ -447,7 +391,7 @@ func TestWSCloseWithSilentPeer(t *testing.T) {
 	var got getty.Session
 	opened := make(chan struct{})
 	rec := newRecorder(false)
-	srv := startServer(t, wsRow.newServer(t), withCodec(rec, func(s getty.Session) { got = s; close(opened) }))
+	srv := startServer(t, row("ws").newServer(t), withCodec(rec, func(s getty.Session) { got = s; close(opened) }))
 	r := dialRawWS(t, srv)
 	<-opened
 	start := time.Now()
@@ -463,7 +407,7 @@ func TestWSServerPings(t *testing.T) {
 	var got getty.Session
 	opened := make(chan struct{})
 	rec := newRecorder(false)
-	srv := startServer(t, wsRow.newServer(t), withCodec(rec, func(s getty.Session) {
+	srv := startServer(t, row("ws").newServer(t), withCodec(rec, func(s getty.Session) {
 		s.SetCronPeriod(30)
 		got = s
 		close(opened)
@@ -484,7 +428,7 @@ func TestWSServerPings(t *testing.T) {
 
 func TestWSOriginAndPath(t *testing.T) {
 	t.Run("default origin check", func(t *testing.T) {
-		srv := startServer(t, wsRow.newServer(t), withCodec(newRecorder(false)))
+		srv := startServer(t, row("ws").newServer(t), withCodec(newRecorder(false)))
 		addr := srv.Addr().String()
 		for origin, want := range map[string]int{
 			"":                      http.StatusSwitchingProtocols,
@@ -502,7 +446,7 @@ func TestWSOriginAndPath(t *testing.T) {
 		}
 	})
 	t.Run("custom origin check", func(t *testing.T) {
-		srv := startServer(t, wsRow.newServer(t, getty.WithWebsocketOriginCheck(func(o string) bool {
+		srv := startServer(t, row("ws").newServer(t, getty.WithWebsocketOriginCheck(func(o string) bool {
 			return o == "https://good.example"
 		})), withCodec(newRecorder(false)))
 		addr := srv.Addr().String()
@@ -514,7 +458,7 @@ func TestWSOriginAndPath(t *testing.T) {
 		assert.Equal(t, http.StatusForbidden, resp.StatusCode, "a custom check sees the missing Origin as \"\"")
 	})
 	t.Run("path", func(t *testing.T) {
-		srv := startServer(t, wsRow.newServer(t, getty.WithWebsocketServerPath("/echo")), withCodec(newRecorder(true)))
+		srv := startServer(t, row("ws").newServer(t, getty.WithWebsocketServerPath("/echo")), withCodec(newRecorder(true)))
 		addr := srv.Addr().String()
 		_, resp := wsHandshake(t, addr, "/other", nil)
 		assert.Equal(t, http.StatusNotFound, resp.StatusCode)
@@ -532,12 +476,12 @@ func TestWSOriginAndPath(t *testing.T) {
 		assert.Equal(t, "via /echo", rec.next(t))
 	})
 	t.Run("empty path means /", func(t *testing.T) {
-		srv := startServer(t, wsRow.newServer(t, getty.WithWebsocketServerPath("")), withCodec(newRecorder(false)))
+		srv := startServer(t, row("ws").newServer(t, getty.WithWebsocketServerPath("")), withCodec(newRecorder(false)))
 		_, resp := wsHandshake(t, srv.Addr().String(), "/", nil)
 		assert.Equal(t, http.StatusSwitchingProtocols, resp.StatusCode)
 	})
 	t.Run("plain HTTP", func(t *testing.T) {
-		srv := startServer(t, wsRow.newServer(t), withCodec(newRecorder(false)))
+		srv := startServer(t, row("ws").newServer(t), withCodec(newRecorder(false)))
 		resp, err := http.Get("http://" + srv.Addr().String() + "/")
 		require.NoError(t, err)
 		resp.Body.Close()
@@ -549,7 +493,7 @@ func TestWSOriginAndPath(t *testing.T) {
 // A request that stalls in its headers (or, for WSS, in the TLS
 // handshake) is dropped after the handshake timeout, before any callback.
 func TestWSHandshakeTimeout(t *testing.T) {
-	runWS(t, func(t *testing.T, tr transport) {
+	run(t, func(t *testing.T, tr transport) {
 		var calls atomic.Int32
 		srv := startServer(t, tr.newServer(t, getty.WithServerHandshakeTimeout(200*time.Millisecond)),
 			func(getty.Session) error { calls.Add(1); return nil })
@@ -562,7 +506,7 @@ func TestWSHandshakeTimeout(t *testing.T) {
 		assert.Less(t, time.Since(start), 3*time.Second)
 		assert.GreaterOrEqual(t, time.Since(start), 150*time.Millisecond)
 		assert.Zero(t, calls.Load())
-	})
+	}, overWebSocket)
 }
 
 // Close and Shutdown with live sessions close them all, run every OnClose,
@@ -574,7 +518,7 @@ func TestWSServerCloseWithLiveSessions(t *testing.T) {
 			name = "Shutdown"
 		}
 		t.Run(name, func(t *testing.T) {
-			runWS(t, func(t *testing.T, tr transport) {
+			run(t, func(t *testing.T, tr transport) {
 				ignore := goleak.IgnoreCurrent()
 				srvRec := newRecorder(true)
 				srv := tr.newServer(t)
@@ -617,7 +561,7 @@ func TestWSServerCloseWithLiveSessions(t *testing.T) {
 				cliRec.waitClosed(t, 4)
 				cli.Close()
 				goleak.VerifyNone(t, leakcheck.Options(ignore)...)
-			})
+			}, overWebSocket)
 		})
 	}
 }
@@ -733,7 +677,7 @@ func TestWSSClientVerifiesServer(t *testing.T) {
 func TestWSCloseWithStuckPeer(t *testing.T) {
 	sessCh := make(chan getty.Session, 1)
 	rec := newRecorder(false)
-	srv := wsRow.newServer(t)
+	srv := row("ws").newServer(t)
 	srv.RunEventLoop(withCodec(rec, func(s getty.Session) { s.SetWriteTimeout(300 * time.Millisecond); sessCh <- s }))
 	r := dialRawWS(t, srv)
 	_ = r // never reads
