@@ -147,9 +147,7 @@ func wsURL(srv getty.Server, scheme, path string) string {
 func startServer(t *testing.T, srv getty.Server, cb getty.NewSessionCallback) getty.Server {
 	t.Helper()
 	srv.RunEventLoop(cb)
-	if srv.Addr() == nil {
-		t.Fatal("server did not listen")
-	}
+	require.NotNil(t, srv.Addr(), "server did not listen")
 	t.Cleanup(srv.Close)
 	return srv
 }
@@ -160,9 +158,8 @@ func startClient(t *testing.T, cli getty.Client, cb getty.NewSessionCallback) ge
 	t.Cleanup(cli.Close)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := cli.RunEventLoopContext(ctx, cb); err != nil {
-		t.Fatalf("client: %v", err)
-	}
+	err := cli.RunEventLoopContext(ctx, cb)
+	require.NoError(t, err, "client")
 	return cli
 }
 
@@ -286,9 +283,7 @@ func frame(p string) []byte {
 func rawDial(t *testing.T, srv getty.Server) net.Conn {
 	t.Helper()
 	c, err := net.DialTimeout("tcp", srv.Addr().String(), 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Cleanup(func() { c.Close() })
 	return c
 }
@@ -298,13 +293,11 @@ func readFrame(t *testing.T, c net.Conn) string {
 	t.Helper()
 	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
 	var hdr [4]byte
-	if _, err := io.ReadFull(c, hdr[:]); err != nil {
-		t.Fatalf("read header: %v", err)
-	}
+	_, err := io.ReadFull(c, hdr[:])
+	require.NoError(t, err, "read header")
 	b := make([]byte, binary.BigEndian.Uint32(hdr[:]))
-	if _, err := io.ReadFull(c, b); err != nil {
-		t.Fatalf("read body: %v", err)
-	}
+	_, err = io.ReadFull(c, b)
+	require.NoError(t, err, "read body")
 	return string(b)
 }
 
@@ -318,9 +311,8 @@ func waitEOF(t *testing.T, c net.Conn) {
 		if err == nil {
 			continue
 		}
-		if ne, ok := err.(net.Error); ok && ne.Timeout() {
-			t.Fatal("connection not closed by the server within 5s")
-		}
+		ne, ok := err.(net.Error)
+		require.False(t, ok && ne.Timeout(), "connection not closed by the server within 5s")
 		return
 	}
 }
@@ -329,9 +321,7 @@ func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
+		require.Falsef(t, time.Now().After(deadline), "timed out waiting for %s", what)
 		time.Sleep(5 * time.Millisecond)
 	}
 }

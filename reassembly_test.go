@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/require"
+
 	"github.com/getty-go/getty/internal/bufpool"
 )
 
@@ -108,16 +110,10 @@ func checkReassembly(t testing.TB, rw ReadWriter, maxLen int, stream []byte, see
 		"large":  func() int { return 1 + rng.IntN(40000) },
 	} {
 		got, err := decodeChunks(t, rw, maxLen, split(bytes.Clone(stream), sizes))
-		if (err == nil) != (errWhole == nil) {
-			t.Fatalf("%s: error %v, whole stream: %v", name, err, errWhole)
-		}
-		if len(got) != len(whole) {
-			t.Fatalf("%s: %d packages, whole stream gave %d", name, len(got), len(whole))
-		}
+		require.EqualValuesf(t, (errWhole == nil), (err == nil), "%s: error %v, whole stream: %v", name, err, errWhole)
+		require.EqualValuesf(t, len(whole), len(got), "%s: %d packages, whole stream gave %d", name, len(got), len(whole))
 		for i := range got {
-			if !bytes.Equal(got[i], whole[i]) {
-				t.Fatalf("%s: package %d differs", name, i)
-			}
+			require.Truef(t, bytes.Equal(got[i], whole[i]), "%s: package %d differs", name, i)
 		}
 	}
 }
@@ -129,9 +125,7 @@ func TestReassembly(t *testing.T) {
 	}
 	stream := lengthFramed(payloads)
 	got, err := decodeChunks(t, &LengthFieldCodec{}, 64<<10, [][]byte{stream})
-	if err != nil || len(got) != len(payloads) {
-		t.Fatalf("got %d packages, err %v", len(got), err)
-	}
+	require.Falsef(t, err != nil || len(got) != len(payloads), "got %d packages, err %v", len(got), err)
 	checkReassembly(t, &LengthFieldCodec{}, 64<<10, stream, 1)
 
 	lines := []byte("alpha\nbeta\n\ngamma delta\n" + string(bytes.Repeat([]byte("z"), 3000)) + "\n")
@@ -143,13 +137,9 @@ func TestReassembly(t *testing.T) {
 func TestReassemblyGrowsToMax(t *testing.T) {
 	big := bytes.Repeat([]byte("x"), 1<<20)
 	got, err := decodeChunks(t, &LengthFieldCodec{}, 2<<20, split(lengthFramed([][]byte{big}), func() int { return 7000 }))
-	if err != nil || len(got) != 1 || len(got[0]) != len(big) {
-		t.Fatalf("got %d packages, err %v", len(got), err)
-	}
+	require.Falsef(t, err != nil || len(got) != 1 || len(got[0]) != len(big), "got %d packages, err %v", len(got), err)
 	_, err = decodeChunks(t, &LengthFieldCodec{}, 1<<20, [][]byte{lengthFramed([][]byte{big})})
-	if err == nil {
-		t.Fatal("a package over the max length must fail")
-	}
+	require.Error(t, err, "a package over the max length must fail")
 }
 
 func FuzzReassembly(f *testing.F) {
@@ -178,22 +168,14 @@ func FuzzLengthFieldCodec(f *testing.F) {
 			return
 		}
 		if pkg == nil {
-			if n != 0 && n <= len(buf) {
-				t.Fatalf("need %d with %d buffered and no package", n, len(buf))
-			}
+			require.Falsef(t, n != 0 && n <= len(buf), "need %d with %d buffered and no package", n, len(buf))
 			return
 		}
-		if n <= 0 || n > len(buf) {
-			t.Fatalf("package length %d of %d", n, len(buf))
-		}
+		require.Falsef(t, n <= 0 || n > len(buf), "package length %d of %d", n, len(buf))
 		// Round trip: what Read decoded, AppendPkg encodes the same.
 		out, err := c.AppendPkg(nil, nil, pkg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !bytes.Equal(out, buf[:n]) {
-			t.Fatalf("round trip %x != %x", out, buf[:n])
-		}
+		require.NoError(t, err)
+		require.Truef(t, bytes.Equal(out, buf[:n]), "round trip %x != %x", out, buf[:n])
 		c.ReleasePkg(pkg)
 	})
 }
@@ -208,15 +190,9 @@ func FuzzDelimiterCodec(f *testing.F) {
 		if err != nil || pkg == nil {
 			return
 		}
-		if n <= 0 || n > len(buf) {
-			t.Fatalf("package length %d of %d", n, len(buf))
-		}
+		require.Falsef(t, n <= 0 || n > len(buf), "package length %d of %d", n, len(buf))
 		out, err := c.AppendPkg(nil, nil, pkg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !bytes.Equal(out, buf[:n]) {
-			t.Fatalf("round trip %q != %q", out, buf[:n])
-		}
+		require.NoError(t, err)
+		require.Truef(t, bytes.Equal(out, buf[:n]), "round trip %q != %q", out, buf[:n])
 	})
 }

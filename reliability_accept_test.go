@@ -272,9 +272,7 @@ func TestReliabMaxConnections(t *testing.T) {
 			p, err := tg.connect()
 			if err == nil {
 				defer p.Close()
-				if tg.ws {
-					t.Fatalf("upgrade beyond the cap of %d succeeded", n)
-				}
+				require.Falsef(t, tg.ws, "upgrade beyond the cap of %d succeeded", n)
 				_, err = p.waitClosed(5 * time.Second)
 				require.NoError(t, err, "connection beyond the cap of %d still open", n)
 			} else if tg.ws {

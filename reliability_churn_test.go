@@ -114,9 +114,7 @@ func TestReliabChurn(t *testing.T) {
 			close(errs)
 			nerr := 0
 			for err := range errs {
-				if nerr < 5 {
-					t.Errorf("round %d: %v", r, err)
-				}
+				assert.Falsef(t, nerr < 5, "round %d: %v", r, err)
 				nerr++
 			}
 			require.Zero(t, nerr, "round %d: failed sessions", r)

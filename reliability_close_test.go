@@ -128,9 +128,7 @@ func TestReliabConcurrentClose(t *testing.T) {
 				n := 0
 				for {
 					if _, err := p.recv(10 * time.Second); err != nil {
-						if !errors.Is(err, errRelClosed) {
-							t.Errorf("peer: %v", err)
-						}
+						assert.ErrorIsf(t, err, errRelClosed, "peer: %v", err)
 						received <- n
 						return
 					}
@@ -151,9 +149,7 @@ func TestReliabConcurrentClose(t *testing.T) {
 							ok.Add(1)
 							continue
 						}
-						if !errors.Is(err, getty.ErrSessionClosed) {
-							t.Errorf("write: %v", err)
-						}
+						assert.ErrorIsf(t, err, getty.ErrSessionClosed, "write: %v", err)
 						return
 					}
 				}()

@@ -169,9 +169,8 @@ func relCheckPanicPeer(t *testing.T, tg relTarget, rec *relErrRecorder, k int) (
 	case "OnError":
 		_ = p.sendBytes([]byte{0x40, 0, 0, 0}) // 1 GiB: fails the session
 	case "OnClose":
-		if err := p.echo("x"); err != nil {
-			t.Errorf("%s: echo: %v", kind, err)
-		}
+		err := p.echo("x")
+		assert.NoErrorf(t, err, "%s: echo", kind)
 		p.Close()
 	case "OnMessage", "Reader.Read", "Writer.Write":
 		_ = p.send("trigger")
@@ -188,18 +187,12 @@ func relCheckPanicPeer(t *testing.T, tg relTarget, rec *relErrRecorder, k int) (
 		t.Errorf("%s: %v", kind, err)
 		return addr
 	}
-	if closes != 1 {
-		t.Errorf("%s: %d OnClose calls", kind, closes)
-	}
+	assert.EqualValuesf(t, 1, closes, "%s: %d OnClose calls", kind, closes)
 	switch kind {
 	case "OnClose":
-		if len(errs) != 0 {
-			t.Errorf("%s: orderly close reported errors %v", kind, errs)
-		}
+		assert.EqualValuesf(t, 0, len(errs), "%s: orderly close reported errors %v", kind, errs)
 	case "OnError":
-		if len(errs) != 1 || errors.Is(errs[0], getty.ErrPanic) {
-			t.Errorf("%s: want the decode error, got %v", kind, errs)
-		}
+		assert.Falsef(t, len(errs) != 1 || errors.Is(errs[0], getty.ErrPanic), "%s: want the decode error, got %v", kind, errs)
 	default:
 		var pe *getty.PanicError
 		switch {
@@ -277,9 +270,8 @@ func TestReliabPanics(t *testing.T) {
 					wg.Add(1)
 					go func() {
 						defer wg.Done()
-						if err := relEchoLoad(p, echoes, 16, mode.ordered); err != nil {
-							t.Errorf("good session: %v", err)
-						}
+						err := relEchoLoad(p, echoes, 16, mode.ordered)
+						assert.NoError(t, err, "good session")
 					}()
 				}
 				var bad sync.WaitGroup

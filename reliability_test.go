@@ -436,9 +436,7 @@ func (r *relErrRecorder) waitClose(t *testing.T, addr string) []error {
 			assert.Equal(t, 1, n, "OnClose calls for %s", addr)
 			return errs
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no OnClose for %s within 10s", addr)
-		}
+		require.Falsef(t, time.Now().After(deadline), "no OnClose for %s within 10s", addr)
 		time.Sleep(5 * time.Millisecond)
 	}
 }

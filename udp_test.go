@@ -13,6 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
 	getty "github.com/getty-go/getty"
 	"github.com/getty-go/getty/internal/race"
 )
@@ -96,9 +99,7 @@ func udpServe(t testing.TB, cb getty.NewSessionCallback, opts ...getty.ServerOpt
 	t.Helper()
 	srv := getty.NewUDPEndPoint(append([]getty.ServerOption{getty.WithLocalAddress("127.0.0.1:0")}, opts...)...)
 	srv.RunEventLoop(cb)
-	if srv.Addr() == nil {
-		t.Fatal("endpoint did not bind")
-	}
+	require.NotNil(t, srv.Addr(), "endpoint did not bind")
 	t.Cleanup(srv.Close)
 	return srv
 }
@@ -107,9 +108,7 @@ func udpServe(t testing.TB, cb getty.NewSessionCallback, opts ...getty.ServerOpt
 func udpPeer(t testing.TB, addr net.Addr) *net.UDPConn {
 	t.Helper()
 	c, err := net.DialUDP("udp", nil, addr.(*net.UDPAddr))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Cleanup(func() { c.Close() })
 	return c
 }
@@ -133,9 +132,7 @@ func udpRead(t testing.TB, c *net.UDPConn, d time.Duration) ([]byte, bool) {
 func udpDrops(t testing.TB, ep getty.EndPoint) uint64 {
 	t.Helper()
 	st, ok := getty.EndpointStatsOf(ep)
-	if !ok {
-		t.Fatalf("%T has no stats", ep)
-	}
+	require.Truef(t, ok, "%T has no stats", ep)
 	return st.Drops
 }
 
@@ -143,9 +140,7 @@ func udpEventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
+		require.Falsef(t, time.Now().After(deadline), "timed out waiting for %s", what)
 		time.Sleep(5 * time.Millisecond)
 	}
 }
@@ -163,16 +158,11 @@ func TestUDPEndpointEcho(t *testing.T) {
 		t.Run(mode.name, func(t *testing.T) {
 			l := &udpListener{echo: true}
 			srv := udpServe(t, udpSetup(l, 4096), mode.opts...)
-			if srv.EndPointType() != getty.UDP_ENDPOINT {
-				t.Fatalf("type %v", srv.EndPointType())
-			}
+			require.EqualValuesf(t, getty.UDP_ENDPOINT, srv.EndPointType(), "type %v", srv.EndPointType())
 			ps, ok := srv.(getty.PacketServer)
-			if !ok || ps.PacketConn() == nil {
-				t.Fatal("not a PacketServer with a socket")
-			}
-			if _, ok := ps.PacketConn().(*net.UDPConn); !ok {
-				t.Fatalf("PacketConn is %T", ps.PacketConn())
-			}
+			require.False(t, !ok || ps.PacketConn() == nil, "not a PacketServer with a socket")
+			_, ok = ps.PacketConn().(*net.UDPConn)
+			require.Truef(t, ok, "PacketConn is %T", ps.PacketConn())
 
 			const peers, rounds = 8, 100
 			var wg sync.WaitGroup
@@ -205,22 +195,16 @@ func TestUDPEndpointEcho(t *testing.T) {
 			wg.Wait()
 			close(errc)
 			for err := range errc {
-				t.Error(err)
+				assert.NoError(t, err)
 			}
-			if got := l.msgs.Load(); got != peers*rounds {
-				t.Errorf("OnMessage %d times, want %d", got, peers*rounds)
-			}
-			if errs := l.errors(); len(errs) > 0 {
-				t.Errorf("errors: %v", errs)
-			}
+			got := l.msgs.Load()
+			assert.EqualValuesf(t, peers*rounds, got, "OnMessage %d times, want %d", got, peers*rounds)
+			errs := l.errors()
+			assert.Falsef(t, len(errs) > 0, "errors: %v", errs)
 			srv.Close()
-			if !srv.IsClosed() || l.opens.Load() != 1 || l.closes.Load() != 1 {
-				t.Fatalf("closed %v, opens %d, closes %d", srv.IsClosed(), l.opens.Load(), l.closes.Load())
-			}
+			require.Falsef(t, !srv.IsClosed() || l.opens.Load() != 1 || l.closes.Load() != 1, "closed %v, opens %d, closes %d", srv.IsClosed(), l.opens.Load(), l.closes.Load())
 			srv.Close() // idempotent
-			if l.closes.Load() != 1 {
-				t.Fatal("OnClose fired twice")
-			}
+			require.EqualValues(t, 1, l.closes.Load(), "OnClose fired twice")
 		})
 	}
 }
@@ -233,40 +217,28 @@ func TestUDPOversizeDropped(t *testing.T) {
 
 	huge := udpFrame(make([]byte, 65507-4)) // the largest IPv4 UDP payload
 	for i := 0; i < 3; i++ {
-		if _, err := c.Write(huge); err != nil {
-			t.Fatal(err)
-		}
+		_, err := c.Write(huge)
+		require.NoError(t, err)
 	}
-	if _, err := c.Write(udpFrame(make([]byte, maxLen+1-4))); err != nil { // one byte over
-		t.Fatal(err)
-	}
-	if _, err := c.Write(nil); err != nil { // empty datagram
-		t.Fatal(err)
-	}
+	_, err := c.Write(udpFrame(make([]byte, maxLen+1-4))) // one byte over
+	require.NoError(t, err)
+	_, err = c.Write(nil) // empty datagram
+	require.NoError(t, err)
 	exact := udpFrame(bytes.Repeat([]byte("x"), maxLen-4)) // exactly the max
-	if _, err := c.Write(exact); err != nil {
-		t.Fatal(err)
-	}
+	_, err = c.Write(exact)
+	require.NoError(t, err)
 	got, ok := udpRead(t, c, 5*time.Second)
-	if !ok || !bytes.Equal(got, exact) {
-		t.Fatalf("reply %d bytes (ok %v), want the %d-byte datagram echoed", len(got), ok, len(exact))
-	}
-	if _, ok := udpRead(t, c, 100*time.Millisecond); ok {
-		t.Fatal("an oversize datagram was answered")
-	}
-	if d := udpDrops(t, srv); d != 5 {
-		t.Fatalf("Drops() = %d, want 5", d)
-	}
-	if l.msgs.Load() != 1 || len(l.errors()) != 0 || l.closes.Load() != 0 {
-		t.Fatalf("msgs %d, errors %v, closes %d", l.msgs.Load(), l.errors(), l.closes.Load())
-	}
+	require.Falsef(t, !ok || !bytes.Equal(got, exact), "reply %d bytes (ok %v), want the %d-byte datagram echoed", len(got), ok, len(exact))
+	_, ok = udpRead(t, c, 100*time.Millisecond)
+	require.False(t, ok, "an oversize datagram was answered")
+	d := udpDrops(t, srv)
+	require.EqualValuesf(t, 5, d, "Drops() = %d, want 5", d)
+	require.Falsef(t, l.msgs.Load() != 1 || len(l.errors()) != 0 || l.closes.Load() != 0, "msgs %d, errors %v, closes %d", l.msgs.Load(), l.errors(), l.closes.Load())
 	// Still serving.
-	if _, err := c.Write(udpFrame([]byte("ping"))); err != nil {
-		t.Fatal(err)
-	}
-	if got, ok := udpRead(t, c, 5*time.Second); !ok || string(got[4:]) != "ping" {
-		t.Fatalf("after drops: %q %v", got, ok)
-	}
+	_, err = c.Write(udpFrame([]byte("ping")))
+	require.NoError(t, err)
+	got, ok = udpRead(t, c, 5*time.Second)
+	require.Falsef(t, !ok || string(got[4:]) != "ping", "after drops: %q %v", got, ok)
 }
 
 // TestUDPGarbageFlood sends up to 100k datagrams the Reader rejects (bounded
@@ -325,9 +297,7 @@ func testUDPGarbageFlood(t *testing.T, opts ...getty.ServerOption) {
 	peak = max(peak, ms.HeapInuse)
 	t.Logf("sent %d datagrams in %v; drops %d, OnMessage %d, heap in use %d KiB -> peak %d KiB",
 		sent, time.Since(start).Round(time.Millisecond), udpDrops(t, srv), l.msgs.Load(), base>>10, peak>>10)
-	if peak > base && peak-base > ceiling {
-		t.Errorf("heap in use grew by %d MiB (ceiling %d MiB)", (peak-base)>>20, ceiling>>20)
-	}
+	assert.Falsef(t, peak > base && peak-base > ceiling, "heap in use grew by %d MiB (ceiling %d MiB)", (peak-base)>>20, ceiling>>20)
 	udpEventually(t, "drops counted", func() bool { return udpDrops(t, srv) > 0 })
 
 	// Still serving: a fresh peer gets an answer once the backlog drains
@@ -338,17 +308,13 @@ func testUDPGarbageFlood(t *testing.T, opts ...getty.ServerOption) {
 	ok := false
 	deadline := time.Now().Add(10 * time.Second)
 	for !ok && time.Now().Before(deadline) {
-		if _, err := c2.Write(udpFrame([]byte("alive"))); err != nil {
-			t.Fatal(err)
-		}
+		_, err := c2.Write(udpFrame([]byte("alive")))
+		require.NoError(t, err)
 		got, ok = udpRead(t, c2, 200*time.Millisecond)
 	}
-	if !ok || string(got[4:]) != "alive" {
-		t.Fatalf("endpoint did not answer after the flood: %q %v", got, ok)
-	}
-	if errs := l.errors(); len(errs) != 0 || l.closes.Load() != 0 {
-		t.Fatalf("errors %v, closes %d", errs, l.closes.Load())
-	}
+	require.Falsef(t, !ok || string(got[4:]) != "alive", "endpoint did not answer after the flood: %q %v", got, ok)
+	errs := l.errors()
+	require.Falsef(t, len(errs) != 0 || l.closes.Load() != 0, "errors %v, closes %d", errs, l.closes.Load())
 }
 
 // TestUDPReaderErrorsKeepSession: Reader errors and contract violations
@@ -382,17 +348,13 @@ func TestUDPReaderErrorsKeepSession(t *testing.T) {
 	// "connect-ping", which upstream clients send on connecting, is
 	// skipped before the Reader (and not counted as a drop).
 	for _, m := range []string{"err", "short", "connect-ping", "zero", "long", "ok"} {
-		if _, err := c.Write([]byte(m)); err != nil {
-			t.Fatal(err)
-		}
+		_, err := c.Write([]byte(m))
+		require.NoError(t, err)
 	}
 	udpEventually(t, "5 Reader calls", func() bool { return calls.Load() == 5 })
-	if d := udpDrops(t, srv); d != 4 {
-		t.Fatalf("Drops() = %d, want 4", d)
-	}
-	if srv.IsClosed() {
-		t.Fatal("endpoint closed by Reader errors")
-	}
+	d := udpDrops(t, srv)
+	require.EqualValuesf(t, 4, d, "Drops() = %d, want 4", d)
+	require.False(t, srv.IsClosed(), "endpoint closed by Reader errors")
 }
 
 // TestUDPReaderPanicClosesEndpoint: a panic is a bug, not bad input: as
@@ -411,20 +373,15 @@ func TestUDPReaderPanicClosesEndpoint(t *testing.T) {
 	}()
 	udpEventually(t, "bind", func() bool { return srv.Addr() != nil })
 	c := udpPeer(t, srv.Addr())
-	if _, err := c.Write([]byte("x")); err != nil {
-		t.Fatal(err)
-	}
+	_, err := c.Write([]byte("x"))
+	require.NoError(t, err)
 	select {
 	case err := <-done:
-		if !errors.Is(err, getty.ErrPanic) {
-			t.Fatalf("Serve = %v, want ErrPanic", err)
-		}
+		require.ErrorIsf(t, err, getty.ErrPanic, "Serve = %v, want ErrPanic", err)
 	case <-time.After(5 * time.Second):
 		t.Fatal("Serve did not return")
 	}
-	if !srv.IsClosed() || l.closes.Load() != 1 || len(l.errors()) != 1 {
-		t.Fatalf("closed %v, closes %d, errors %v", srv.IsClosed(), l.closes.Load(), l.errors())
-	}
+	require.Falsef(t, !srv.IsClosed() || l.closes.Load() != 1 || len(l.errors()) != 1, "closed %v, closes %d, errors %v", srv.IsClosed(), l.closes.Load(), l.errors())
 }
 
 func TestUDPEndpointWrites(t *testing.T) {
@@ -436,91 +393,64 @@ func TestUDPEndpointWrites(t *testing.T) {
 		return err
 	})
 	s := <-sessc
-	if _, ok := s.Conn().(*net.UDPConn); !ok {
-		t.Fatalf("Conn is %T", s.Conn())
-	}
-	if _, ok := getty.EndpointStatsOf(s.EndPoint()); !ok {
-		t.Fatalf("EndPoint() %T has no stats", s.EndPoint())
-	}
+	_, ok := s.Conn().(*net.UDPConn)
+	require.Truef(t, ok, "Conn is %T", s.Conn())
+	_, ok = getty.EndpointStatsOf(s.EndPoint())
+	require.Truef(t, ok, "EndPoint() %T has no stats", s.EndPoint())
 
 	// No peer yet: the write fails, the session stays.
-	if _, err := s.WriteBytes([]byte("x")); !errors.Is(err, getty.ErrNullPeerAddr) {
-		t.Fatalf("WriteBytes without a peer: %v", err)
-	}
-	if _, _, err := s.WritePkg("x", 0); !errors.Is(err, getty.ErrNullPeerAddr) {
-		t.Fatalf("WritePkg without a peer: %v", err)
-	}
-	if s.IsClosed() {
-		t.Fatal("closed by a write without a peer")
-	}
+	_, err := s.WriteBytes([]byte("x"))
+	require.ErrorIsf(t, err, getty.ErrNullPeerAddr, "WriteBytes without a peer: %v", err)
+	_, _, err = s.WritePkg("x", 0)
+	require.ErrorIsf(t, err, getty.ErrNullPeerAddr, "WritePkg without a peer: %v", err)
+	require.False(t, s.IsClosed(), "closed by a write without a peer")
 
 	a, b := udpPeer(t, srv.Addr()), udpPeer(t, srv.Addr())
-	if _, err := a.Write(udpFrame([]byte("from-a"))); err != nil {
-		t.Fatal(err)
-	}
+	_, err = a.Write(udpFrame([]byte("from-a")))
+	require.NoError(t, err)
 	var ctxA getty.UDPContext
 	select {
 	case ctxA = <-l.got:
 	case <-time.After(5 * time.Second):
 		t.Fatal("no message")
 	}
-	if string(ctxA.Pkg.([]byte)) != "from-a" || ctxA.PeerAddr.String() != a.LocalAddr().String() {
-		t.Fatalf("got %v", ctxA)
-	}
+	require.Falsef(t, string(ctxA.Pkg.([]byte)) != "from-a" || ctxA.PeerAddr.String() != a.LocalAddr().String(), "got %v", ctxA)
 
 	// WriteBytes and WriteBytesArray go to the last peer, as one datagram.
-	if n, err := s.WriteBytes([]byte("wb")); err != nil || n != 2 {
-		t.Fatalf("WriteBytes: %d %v", n, err)
-	}
-	if got, ok := udpRead(t, a, 5*time.Second); !ok || string(got) != "wb" {
-		t.Fatalf("a got %q %v", got, ok)
-	}
-	if n, err := s.WriteBytesArray([]byte("one,"), []byte("two,"), []byte("three")); err != nil || n != 13 {
-		t.Fatalf("WriteBytesArray: %d %v", n, err)
-	}
-	if got, ok := udpRead(t, a, 5*time.Second); !ok || string(got) != "one,two,three" {
-		t.Fatalf("a got %q %v", got, ok)
-	}
+	n, err := s.WriteBytes([]byte("wb"))
+	require.Falsef(t, err != nil || n != 2, "WriteBytes: %d %v", n, err)
+	got, ok := udpRead(t, a, 5*time.Second)
+	require.Falsef(t, !ok || string(got) != "wb", "a got %q %v", got, ok)
+	n, err = s.WriteBytesArray([]byte("one,"), []byte("two,"), []byte("three"))
+	require.Falsef(t, err != nil || n != 13, "WriteBytesArray: %d %v", n, err)
+	got, ok = udpRead(t, a, 5*time.Second)
+	require.Falsef(t, !ok || string(got) != "one,two,three", "a got %q %v", got, ok)
 	// WritePkg without a PeerAddr: the last peer too; with one: that peer.
-	if _, _, err := s.WritePkg(getty.UDPContext{Pkg: "pkg"}, time.Second); err != nil {
-		t.Fatal(err)
-	}
-	if got, ok := udpRead(t, a, 5*time.Second); !ok || !bytes.Equal(got, udpFrame([]byte("pkg"))) {
-		t.Fatalf("a got %q %v", got, ok)
-	}
+	_, _, err = s.WritePkg(getty.UDPContext{Pkg: "pkg"}, time.Second)
+	require.NoError(t, err)
+	got, ok = udpRead(t, a, 5*time.Second)
+	require.Falsef(t, !ok || !bytes.Equal(got, udpFrame([]byte("pkg"))), "a got %q %v", got, ok)
 	bAddr := b.LocalAddr().(*net.UDPAddr)
-	if _, _, err := s.WritePkg(&getty.UDPContext{Pkg: []byte("to-b"), PeerAddr: bAddr}, time.Second); err != nil {
-		t.Fatal(err)
-	}
-	if got, ok := udpRead(t, b, 5*time.Second); !ok || !bytes.Equal(got, udpFrame([]byte("to-b"))) {
-		t.Fatalf("b got %q %v", got, ok)
-	}
+	_, _, err = s.WritePkg(&getty.UDPContext{Pkg: []byte("to-b"), PeerAddr: bAddr}, time.Second)
+	require.NoError(t, err)
+	got, ok = udpRead(t, b, 5*time.Second)
+	require.Falsef(t, !ok || !bytes.Equal(got, udpFrame([]byte("to-b"))), "b got %q %v", got, ok)
 	// Send writes raw bytes to the named peer.
-	if n, err := s.Send(getty.UDPContext{Pkg: []byte("raw"), PeerAddr: bAddr}); err != nil || n != 3 {
-		t.Fatalf("Send: %d %v", n, err)
-	}
-	if got, ok := udpRead(t, b, 5*time.Second); !ok || string(got) != "raw" {
-		t.Fatalf("b got %q %v", got, ok)
-	}
+	n, err = s.Send(getty.UDPContext{Pkg: []byte("raw"), PeerAddr: bAddr})
+	require.Falsef(t, err != nil || n != 3, "Send: %d %v", n, err)
+	got, ok = udpRead(t, b, 5*time.Second)
+	require.Falsef(t, !ok || string(got) != "raw", "b got %q %v", got, ok)
 	// A datagram the kernel refuses (too long) fails alone.
-	if _, err := s.WriteBytes(make([]byte, 70_000)); err == nil {
-		t.Fatal("a 70,000-byte datagram was sent")
-	}
-	if s.IsClosed() || srv.IsClosed() {
-		t.Fatal("a failed datagram closed the session")
-	}
-	if _, ok := udpRead(t, a, 50*time.Millisecond); ok {
-		t.Fatal("unexpected datagram")
-	}
-	if n, err := s.WriteBytes([]byte("after")); err != nil || n != 5 {
-		t.Fatalf("WriteBytes after a failure: %d %v", n, err)
-	}
-	if got, ok := udpRead(t, a, 5*time.Second); !ok || string(got) != "after" {
-		t.Fatalf("a got %q %v", got, ok)
-	}
-	if s.LocalAddr() != srv.Addr().String() {
-		t.Fatalf("LocalAddr %q, Addr %q", s.LocalAddr(), srv.Addr())
-	}
+	_, err = s.WriteBytes(make([]byte, 70_000))
+	require.Error(t, err, "a 70,000-byte datagram was sent")
+	require.False(t, s.IsClosed() || srv.IsClosed(), "a failed datagram closed the session")
+	_, ok = udpRead(t, a, 50*time.Millisecond)
+	require.False(t, ok, "unexpected datagram")
+	n, err = s.WriteBytes([]byte("after"))
+	require.Falsef(t, err != nil || n != 5, "WriteBytes after a failure: %d %v", n, err)
+	got, ok = udpRead(t, a, 5*time.Second)
+	require.Falsef(t, !ok || string(got) != "after", "a got %q %v", got, ok)
+	require.EqualValuesf(t, srv.Addr().String(), s.LocalAddr(), "LocalAddr %q, Addr %q", s.LocalAddr(), srv.Addr())
 }
 
 func TestUDPNewSessionCallbackErrors(t *testing.T) {
@@ -544,12 +474,8 @@ func TestUDPNewSessionCallbackErrors(t *testing.T) {
 			srv := getty.NewUDPEndPoint(getty.WithLocalAddress("127.0.0.1:0"))
 			defer srv.Close()
 			err := srv.Serve(tc.cb)
-			if err == nil || errors.Is(err, getty.ErrServerClosed) || (tc.want != nil && !errors.Is(err, tc.want)) {
-				t.Fatalf("Serve = %v, want %v", err, tc.want)
-			}
-			if !srv.IsClosed() {
-				t.Fatal("endpoint not closed")
-			}
+			require.Falsef(t, err == nil || errors.Is(err, getty.ErrServerClosed) || (tc.want != nil && !errors.Is(err, tc.want)), "Serve = %v, want %v", err, tc.want)
+			require.True(t, srv.IsClosed(), "endpoint not closed")
 		})
 		t.Run(tc.name+"/RunEventLoop", func(t *testing.T) {
 			srv := getty.NewUDPEndPoint(getty.WithLocalAddress("127.0.0.1:0"))
@@ -568,19 +494,15 @@ func TestUDPEndpointLifecycle(t *testing.T) {
 	// Close before running: Serve and RunEventLoop refuse, nothing leaks.
 	srv := getty.NewUDPEndPoint(getty.WithLocalAddress("127.0.0.1:0"))
 	srv.Close()
-	if err := srv.Serve(udpSetup(&udpListener{}, 4096)); !errors.Is(err, getty.ErrServerClosed) {
-		t.Fatalf("Serve after Close: %v", err)
-	}
+	err := srv.Serve(udpSetup(&udpListener{}, 4096))
+	require.ErrorIsf(t, err, getty.ErrServerClosed, "Serve after Close: %v", err)
 	srv.RunEventLoop(udpSetup(&udpListener{}, 4096))
-	if srv.Addr() != nil || srv.(getty.PacketServer).PacketConn() != nil {
-		t.Fatal("bound after Close")
-	}
+	require.False(t, srv.Addr() != nil || srv.(getty.PacketServer).PacketConn() != nil, "bound after Close")
 
 	// A bad address: Serve returns the error.
 	bad := getty.NewUDPEndPoint(getty.WithLocalAddress("256.0.0.1:x"))
-	if err := bad.Serve(udpSetup(&udpListener{}, 4096)); err == nil {
-		t.Fatal("Serve on a bad address succeeded")
-	}
+	err = bad.Serve(udpSetup(&udpListener{}, 4096))
+	require.Error(t, err, "Serve on a bad address succeeded")
 	bad.Close()
 
 	// Serve returns ErrServerClosed on Close; a second run is refused.
@@ -589,24 +511,17 @@ func TestUDPEndpointLifecycle(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(udpSetup(l, 4096)) }()
 	udpEventually(t, "open", func() bool { return l.opens.Load() == 1 })
-	if err := srv.Serve(udpSetup(l, 4096)); err == nil {
-		t.Fatal("second Serve succeeded")
-	}
+	err = srv.Serve(udpSetup(l, 4096))
+	require.Error(t, err, "second Serve succeeded")
 	srv.RunEventLoop(udpSetup(l, 4096)) // logged, ignored
-	if srv.IsClosed() {
-		t.Fatal("a second RunEventLoop closed the running endpoint")
-	}
+	require.False(t, srv.IsClosed(), "a second RunEventLoop closed the running endpoint")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := srv.Shutdown(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := <-done; !errors.Is(err, getty.ErrServerClosed) {
-		t.Fatalf("Serve = %v", err)
-	}
-	if l.opens.Load() != 1 || l.closes.Load() != 1 {
-		t.Fatalf("opens %d closes %d", l.opens.Load(), l.closes.Load())
-	}
+	err = srv.Shutdown(ctx)
+	require.NoError(t, err)
+	err = <-done
+	require.ErrorIsf(t, err, getty.ErrServerClosed, "Serve = %v", err)
+	require.Falsef(t, l.opens.Load() != 1 || l.closes.Load() != 1, "opens %d closes %d", l.opens.Load(), l.closes.Load())
 
 	// Closing the session closes the endpoint.
 	sessc := make(chan getty.Session, 1)
@@ -619,9 +534,7 @@ func TestUDPEndpointLifecycle(t *testing.T) {
 
 func TestUDPClientNoProbe(t *testing.T) {
 	raw, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer raw.Close()
 
 	l := &udpListener{got: make(chan getty.UDPContext, 4)}
@@ -629,55 +542,36 @@ func TestUDPClientNoProbe(t *testing.T) {
 	defer cli.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := cli.RunEventLoopContext(ctx, udpSetup(l, 4096)); err != nil {
-		t.Fatal(err)
-	}
-	if cli.EndPointType() != getty.UDP_CLIENT {
-		t.Fatalf("type %v", cli.EndPointType())
-	}
+	err = cli.RunEventLoopContext(ctx, udpSetup(l, 4096))
+	require.NoError(t, err)
+	require.EqualValuesf(t, getty.UDP_CLIENT, cli.EndPointType(), "type %v", cli.EndPointType())
 	s, err := cli.Session()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, ok := s.Conn().(*net.UDPConn); !ok {
-		t.Fatalf("Conn is %T", s.Conn())
-	}
+	require.NoError(t, err)
+	_, ok := s.Conn().(*net.UDPConn)
+	require.Truef(t, ok, "Conn is %T", s.Conn())
 
 	buf := make([]byte, 4096)
 	_ = raw.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
-	if n, from, err := raw.ReadFromUDP(buf); err == nil {
-		t.Fatalf("the client sent %q from %v before any write", buf[:n], from)
-	}
-
-	if _, _, err := s.WritePkg("hello", time.Second); err != nil {
-		t.Fatal(err)
-	}
-	_ = raw.SetReadDeadline(time.Now().Add(5 * time.Second))
 	n, from, err := raw.ReadFromUDP(buf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(buf[:n], udpFrame([]byte("hello"))) {
-		t.Fatalf("server got %q", buf[:n])
-	}
-	if from.String() != s.LocalAddr() {
-		t.Fatalf("from %v, session local %s", from, s.LocalAddr())
-	}
-	if _, err := raw.WriteToUDP(udpFrame([]byte("pong")), from); err != nil {
-		t.Fatal(err)
-	}
+	require.Errorf(t, err, "the client sent %q from %v before any write", buf[:n], from)
+
+	_, _, err = s.WritePkg("hello", time.Second)
+	require.NoError(t, err)
+	_ = raw.SetReadDeadline(time.Now().Add(5 * time.Second))
+	n, from, err = raw.ReadFromUDP(buf)
+	require.NoError(t, err)
+	require.Truef(t, bytes.Equal(buf[:n], udpFrame([]byte("hello"))), "server got %q", buf[:n])
+	require.EqualValuesf(t, s.LocalAddr(), from.String(), "from %v, session local %s", from, s.LocalAddr())
+	_, err = raw.WriteToUDP(udpFrame([]byte("pong")), from)
+	require.NoError(t, err)
 	select {
 	case got := <-l.got:
-		if string(got.Pkg.([]byte)) != "pong" || got.PeerAddr.String() != raw.LocalAddr().String() {
-			t.Fatalf("client got %v", got)
-		}
+		require.Falsef(t, string(got.Pkg.([]byte)) != "pong" || got.PeerAddr.String() != raw.LocalAddr().String(), "client got %v", got)
 	case <-time.After(5 * time.Second):
 		t.Fatal("client got no reply")
 	}
 	cli.Close()
-	if l.opens.Load() != 1 || l.closes.Load() != 1 {
-		t.Fatalf("opens %d closes %d", l.opens.Load(), l.closes.Load())
-	}
+	require.Falsef(t, l.opens.Load() != 1 || l.closes.Load() != 1, "opens %d closes %d", l.opens.Load(), l.closes.Load())
 }
 
 func TestUDPClientEcho(t *testing.T) {
@@ -687,41 +581,32 @@ func TestUDPClientEcho(t *testing.T) {
 	defer cli.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := cli.RunEventLoopContext(ctx, udpSetup(l, 4096)); err != nil {
-		t.Fatal(err)
-	}
+	err := cli.RunEventLoopContext(ctx, udpSetup(l, 4096))
+	require.NoError(t, err)
 	ss := cli.Sessions()
-	if len(ss) != 3 {
-		t.Fatalf("%d sessions", len(ss))
-	}
+	require.EqualValuesf(t, 3, len(ss), "%d sessions", len(ss))
 	for i, s := range ss {
 		for j := 0; j < 10; j++ {
 			msg := fmt.Sprintf("s%d-%d", i, j)
-			if _, _, err := s.WritePkg(msg, time.Second); err != nil {
-				t.Fatal(err)
-			}
+			_, _, err := s.WritePkg(msg, time.Second)
+			require.NoError(t, err)
 			select {
 			case got := <-l.got:
-				if string(got.Pkg.([]byte)) != msg || got.PeerAddr.String() != srv.Addr().String() {
-					t.Fatalf("got %v, want %s from %v", got, msg, srv.Addr())
-				}
+				require.Falsef(t, string(got.Pkg.([]byte)) != msg || got.PeerAddr.String() != srv.Addr().String(), "got %v, want %s from %v", got, msg, srv.Addr())
 			case <-time.After(5 * time.Second):
 				t.Fatalf("no echo of %s", msg)
 			}
 		}
 	}
-	if d := udpDrops(t, cli); d != 0 {
-		t.Fatalf("client drops %d", d)
-	}
+	d := udpDrops(t, cli)
+	require.EqualValuesf(t, 0, d, "client drops %d", d)
 }
 
 // TestUDPClientRefused: with nobody listening, the ICMP errors a connected
 // socket reports are ignored; the session stays until Close.
 func TestUDPClientRefused(t *testing.T) {
 	hole, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	addr := hole.LocalAddr().String()
 	hole.Close()
 
@@ -730,26 +615,19 @@ func TestUDPClientRefused(t *testing.T) {
 	defer cli.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := cli.RunEventLoopContext(ctx, udpSetup(l, 4096)); err != nil {
-		t.Fatal(err)
-	}
+	err = cli.RunEventLoopContext(ctx, udpSetup(l, 4096))
+	require.NoError(t, err)
 	s, err := cli.Session()
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	for i := 0; i < 5; i++ {
 		// A write may report the refusal of the previous one; it fails
 		// that datagram only.
 		_, _, _ = s.WritePkg("anyone?", time.Second)
 		time.Sleep(20 * time.Millisecond)
 	}
-	if s.IsClosed() || l.closes.Load() != 0 || len(l.errors()) != 0 {
-		t.Fatalf("closed %v, closes %d, errors %v", s.IsClosed(), l.closes.Load(), l.errors())
-	}
+	require.Falsef(t, s.IsClosed() || l.closes.Load() != 0 || len(l.errors()) != 0, "closed %v, closes %d, errors %v", s.IsClosed(), l.closes.Load(), l.errors())
 	cli.Close()
-	if l.closes.Load() != 1 {
-		t.Fatalf("closes %d", l.closes.Load())
-	}
+	require.EqualValuesf(t, 1, l.closes.Load(), "closes %d", l.closes.Load())
 }
 
 // ---- allocations ------------------------------------------------------------
@@ -784,9 +662,7 @@ func TestUDPEchoAllocs(t *testing.T) {
 	}
 	allocs := testing.AllocsPerRun(2000, round)
 	t.Logf("%.2f allocations per echoed datagram", allocs)
-	if allocs > 1.5 {
-		t.Fatalf("%.2f allocations per echoed datagram, want at most 1", allocs)
-	}
+	require.Falsef(t, allocs > 1.5, "%.2f allocations per echoed datagram, want at most 1", allocs)
 }
 
 // BenchmarkUDPEcho: one op is a 132-byte datagram echoed by the endpoint
