@@ -1,10 +1,11 @@
 package getty
 
 import (
-	"errors"
 	"net"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/require"
 )
 
 // panicky is a compressor with a bug: every Write panics.
@@ -20,31 +21,21 @@ func (panicky) Flush() error              { return nil }
 func TestSendQueueFaultIsAnError(t *testing.T) {
 	for _, size := range []int{10, bigWrite + 1} {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		c, err := net.Dial("tcp", ln.Addr().String())
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		peer, err := ln.Accept()
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		ln.Close()
 
 		tr := newTCPTransport(c)
 		tr.out.setCompressor(panicky{})
 		_, err = tr.out.write(make([]byte, size), nil, time.Second)
-		if !errors.Is(err, ErrInternal) {
-			t.Fatalf("%d-byte write: got %v, want an error matching ErrInternal", size, err)
-		}
+		require.ErrorIsf(t, err, ErrInternal, "%d-byte write: got %v, want an error matching ErrInternal", size, err)
 		tr.out.mu.Lock()
 		flushing := tr.out.flushing
 		tr.out.mu.Unlock()
-		if flushing {
-			t.Fatalf("%d-byte write: the queue is left flushing", size)
-		}
+		require.Falsef(t, flushing, "%d-byte write: the queue is left flushing", size)
 		done := make(chan error, 1)
 		go func() {
 			_, err := tr.out.write([]byte("again"), nil, time.Second)
@@ -52,9 +43,7 @@ func TestSendQueueFaultIsAnError(t *testing.T) {
 		}()
 		select {
 		case err := <-done:
-			if !errors.Is(err, ErrInternal) {
-				t.Fatalf("write after the fault: got %v, want the stream's ErrInternal", err)
-			}
+			require.ErrorIsf(t, err, ErrInternal, "write after the fault: got %v, want the stream's ErrInternal", err)
 		case <-time.After(5 * time.Second):
 			t.Fatal("a write after the fault hangs")
 		}
