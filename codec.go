@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"math"
 	"sync"
 
 	"github.com/getty-go/getty/internal/bufpool"
@@ -227,15 +228,33 @@ func (c *LengthFieldCodec) Write(s Session, pkg any) ([]byte, error) {
 
 // AppendPkg implements PkgAppender.
 func (c *LengthFieldCodec) AppendPkg(_ Session, dst []byte, pkg any) ([]byte, error) {
+	head, _, _, err := c.appendSplit(dst, pkg, noSplit)
+	return head, err
+}
+
+// appendSplit: the header, then the payload (see splitBuiltin).
+func (c *LengthFieldCodec) appendSplit(dst []byte, pkg any, split int) (head, body, tail []byte, err error) {
+	b, str, err := payloadOf(pkg)
+	if err != nil {
+		return dst, nil, nil, err
+	}
+	head, err = c.appendHeader(dst, len(b)+len(str))
+	if err != nil {
+		return dst, nil, nil, err
+	}
+	if len(b) >= split {
+		return head, b, nil, nil
+	}
+	head = append(head, b...)
+	return append(head, str...), nil, nil, nil
+}
+
+// appendHeader appends the length field for an n-byte payload.
+func (c *LengthFieldCodec) appendHeader(dst []byte, n int) ([]byte, error) {
 	hs, order, err := c.header()
 	if err != nil {
 		return dst, err
 	}
-	b, str, err := payloadOf(pkg)
-	if err != nil {
-		return dst, err
-	}
-	n := len(b) + len(str)
 	if c.MaxLength > 0 && n > c.MaxLength {
 		return dst, fmt.Errorf("%w: payload %d > %d", ErrMsgTooLong, n, c.MaxLength)
 	}
@@ -257,8 +276,7 @@ func (c *LengthFieldCodec) AppendPkg(_ Session, dst []byte, pkg any) ([]byte, er
 	case 8:
 		order.PutUint64(hdr, uint64(field))
 	}
-	dst = append(dst, b...)
-	return append(dst, str...), nil
+	return dst, nil
 }
 
 // ReleasePkg implements PkgReleaser.
@@ -310,21 +328,61 @@ func (c *DelimiterCodec) Write(s Session, pkg any) ([]byte, error) {
 
 // AppendPkg implements PkgAppender.
 func (c *DelimiterCodec) AppendPkg(_ Session, dst []byte, pkg any) ([]byte, error) {
+	head, _, _, err := c.appendSplit(dst, pkg, noSplit)
+	return head, err
+}
+
+// appendSplit: the payload, then the delimiter (see splitBuiltin).
+func (c *DelimiterCodec) appendSplit(dst []byte, pkg any, split int) (head, body, tail []byte, err error) {
 	b, str, err := payloadOf(pkg)
 	if err != nil {
-		return dst, err
+		return dst, nil, nil, err
 	}
-	d := c.delim()
-	if bytes.Contains(b, d) || (str != "" && bytes.Contains([]byte(str), d)) {
-		return dst, fmt.Errorf("getty: DelimiterCodec: package contains the delimiter %q", d)
+	if err := c.check(b, str); err != nil {
+		return dst, nil, nil, err
 	}
-	if n := len(b) + len(str); c.MaxLength > 0 && n > c.MaxLength {
-		return dst, fmt.Errorf("%w: package %d > %d", ErrMsgTooLong, n, c.MaxLength)
+	if len(b) >= split {
+		return dst, b, c.delim(), nil
 	}
 	dst = append(dst, b...)
 	dst = append(dst, str...)
-	return append(dst, d...), nil
+	return append(dst, c.delim()...), nil, nil, nil
 }
+
+// check refuses a package that holds the delimiter or is too long.
+func (c *DelimiterCodec) check(b []byte, str string) error {
+	d := c.delim()
+	if bytes.Contains(b, d) || (str != "" && bytes.Contains([]byte(str), d)) {
+		return fmt.Errorf("getty: DelimiterCodec: package contains the delimiter %q", d)
+	}
+	if n := len(b) + len(str); c.MaxLength > 0 && n > c.MaxLength {
+		return fmt.Errorf("%w: package %d > %d", ErrMsgTooLong, n, c.MaxLength)
+	}
+	return nil
+}
+
+// appendSplit, on the built-in codecs, appends the encoded package to dst
+// and returns it as head, except that a payload given as a byte slice of
+// at least split bytes is not copied: it comes back as body, with what
+// follows it in tail, so that WritePkg hands a large package to the socket
+// in one writev without copying it.
+//
+// splitBuiltin calls it only when w is one of them, not a type embedding
+// one: such a type may override AppendPkg, and its AppendPkg must run.
+func splitBuiltin(w PkgAppender, dst []byte, pkg any, split int) (head, body, tail []byte, ok bool, err error) {
+	switch c := w.(type) {
+	case *LengthFieldCodec:
+		head, body, tail, err = c.appendSplit(dst, pkg, split)
+	case *DelimiterCodec:
+		head, body, tail, err = c.appendSplit(dst, pkg, split)
+	default:
+		return nil, nil, nil, false, nil
+	}
+	return head, body, tail, true, err
+}
+
+// noSplit makes appendSplit append the whole package.
+const noSplit = math.MaxInt
 
 // ReleasePkg implements PkgReleaser.
 func (c *DelimiterCodec) ReleasePkg(pkg any) { releaseFrame(pkg) }

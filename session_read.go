@@ -158,6 +158,12 @@ func (s *session) consume() (need int, err error) {
 			return 0, s.opError(opDecode, fmt.Errorf("%w: package of %d bytes, max %d", ErrMsgTooLong, n, maxLen))
 		}
 		off += n
+		if off == len(buf) {
+			// This package ends what is buffered, and the Reader copied
+			// it out: give the buffer back before OnMessage runs, so a
+			// large message is not held twice while it is handled.
+			s.releaseReadBuf()
+		}
 		// Gather replies while more bytes wait behind this package; the
 		// last package's reply then flushes them all in one write.
 		if more := off < len(buf); more != corked && s.mode == dispatchInline {
@@ -187,10 +193,12 @@ func (s *session) consume() (need int, err error) {
 // compact moves the unconsumed bytes to the front and resizes the buffer:
 // back to the pool when empty, larger when a longer package is coming.
 func (s *session) compact(off, need, maxLen int) error {
+	if s.rbuf == nil {
+		return nil // consume gave it back: everything was read
+	}
 	rest := s.rlen - off
 	if rest == 0 {
-		bufpool.Put(s.rbuf)
-		s.rbuf, s.rlen = nil, 0
+		s.releaseReadBuf()
 		return nil
 	}
 	if rest >= maxLen {
@@ -206,21 +214,34 @@ func (s *session) compact(off, need, maxLen int) error {
 	if s.rlen < len(buf) {
 		return nil
 	}
-	// Full: grow, doubling, so a peer that declares a large package pays
-	// with the bytes it sends before the buffer does; never past the
-	// package's length when it is known, nor the max message length.
 	if len(buf) >= maxLen {
 		return s.opError(opDecode, fmt.Errorf("%w: no package within %d bytes (max %d)", ErrMsgTooLong, s.rlen, maxLen))
 	}
-	want := min(2*len(buf), maxLen)
-	if need > len(buf) {
-		want = min(want, need)
-	}
-	nb := bufpool.Get(want)
+	nb := bufpool.Get(growTo(len(buf), s.rlen, need, maxLen))
 	copy(*nb, buf[:s.rlen])
 	bufpool.Put(s.rbuf)
 	s.rbuf = nb
 	return nil
+}
+
+// growTo is the size of a full read buffer's successor. It doubles, so a
+// peer that declares a large package pays with the bytes it sends before
+// the buffer does; but once the package's length is known and an eighth of
+// it has arrived, it is the package's length at once: a large message then
+// costs one buffer of its own size, not every power of two up to it (the
+// pool hands out buffers above its largest class at their exact size).
+func growTo(size, buffered, need, maxLen int) int {
+	want := min(2*size, maxLen)
+	if need > size && (need <= want || 8*buffered >= need) {
+		want = need
+	}
+	return want
+}
+
+// releaseReadBuf gives the read buffer back to the pool.
+func (s *session) releaseReadBuf() {
+	bufpool.Put(s.rbuf)
+	s.rbuf, s.rlen = nil, 0
 }
 
 // decode calls the Reader under recover.

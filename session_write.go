@@ -32,39 +32,55 @@ func (s *session) WritePkg(pkg any, timeout time.Duration) (int, int, error) {
 		defer bufpool.Put(bp)
 		dst = (*bp)[:0]
 	}
-	data, err := s.encode(dst, pkg)
+	data, more, err := s.encode(dst, pkg)
 	if err != nil {
 		return 0, 0, err
 	}
-	n, err := s.send(data, nil, peer, timeout)
+	total := len(data)
+	for _, b := range more {
+		total += len(b)
+	}
+	n, err := s.send(data, more, peer, timeout)
 	if err == nil {
 		s.writePkgs.Add(1)
 	}
-	return len(data), n, err
+	return total, n, err
 }
 
 // encode runs the Writer: AppendPkg onto dst when the Writer can append
-// (dst is then non-nil), else Write. A panic there, on the caller's
+// (dst is then non-nil), else Write. A built-in codec leaves a large
+// payload where it is, in more. A panic in the Writer, on the caller's
 // goroutine, closes the session and comes back as the caller's error.
-func (s *session) encode(dst []byte, pkg any) ([]byte, error) {
+func (s *session) encode(dst []byte, pkg any) (data []byte, more [][]byte, err error) {
 	var panicked error
-	data, err := s.callWriter(dst, pkg, &panicked)
+	data, more, err = s.callWriter(dst, pkg, &panicked)
 	switch {
 	case panicked != nil:
 		s.closeWith(panicked)
-		return nil, s.opError(opEncode, panicked)
+		return nil, nil, s.opError(opEncode, panicked)
 	case err != nil:
-		return data, s.opError(opEncode, err)
+		return data, nil, s.opError(opEncode, err)
 	}
-	return data, nil
+	return data, more, nil
 }
 
-func (s *session) callWriter(dst []byte, pkg any, panicked *error) ([]byte, error) {
+func (s *session) callWriter(dst []byte, pkg any, panicked *error) ([]byte, [][]byte, error) {
 	defer recoverAs("Writer.Write", panicked)
-	if dst != nil {
-		return s.appender.AppendPkg(s, dst, pkg)
+	if dst == nil {
+		data, err := s.writer.Write(s, pkg)
+		return data, nil, err
 	}
-	return s.writer.Write(s, pkg)
+	if head, body, tail, ok, err := splitBuiltin(s.appender, dst, pkg, bigWrite); ok {
+		if body == nil || err != nil {
+			return head, nil, err
+		}
+		if tail == nil {
+			return head, [][]byte{body}, nil
+		}
+		return head, [][]byte{body, tail}, nil
+	}
+	data, err := s.appender.AppendPkg(s, dst, pkg)
+	return data, nil, err
 }
 
 // peerOf asks a packet transport where pkg goes; nil on the others.

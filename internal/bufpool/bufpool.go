@@ -13,8 +13,12 @@ import (
 )
 
 const (
-	minShift = 9  // 512 B
-	maxShift = 24 // 16 MiB; larger buffers are not pooled
+	minShift = 9 // 512 B
+	// maxShift is the largest class, 1 MiB. A larger buffer is made at the
+	// size asked for and left to the collector when put back: keeping
+	// message-sized buffers would hold a burst's peak for good, and
+	// rounding 8 MiB and a few bytes up to a 16 MiB class would double it.
+	maxShift = 20
 )
 
 var pools [maxShift - minShift + 1]sync.Pool
