@@ -109,7 +109,7 @@ func main() {
 	start := time.Now()
 	var (
 		implsFlag = flag.String("impls", strings.Join(allImpls, ","), "comma-separated servers to run")
-		scenFlag  = flag.String("scenarios", "c100x1k,c100x128x16,c1000x1k,idle", "comma-separated scenarios: c100x1k, c100x128x16, c1000x1k, idle")
+		scenFlag  = flag.String("scenarios", "c100x1k,c100x128x16,c1000x1k,c10x64kx4,c4x8m,idle", "comma-separated scenarios: c100x1k, c100x128x16, c1000x1k, c10x64kx4, c4x8m, idle")
 		quick     = flag.Bool("quick", false, "smoke run, about a minute: 1 run, 0.25 s warm-up, 0.75 s windows, 2,000 idle conns held 1 s")
 		o         options
 	)
@@ -141,6 +141,8 @@ func main() {
 		"c100x1k":     {Name: "c100x1k", Title: "100 conns x 1 KiB x 1 in flight", Conns: 100, Inflight: 1, Size: 1024},
 		"c100x128x16": {Name: "c100x128x16", Title: "100 conns x 128 B x 16 in flight", Conns: 100, Inflight: 16, Size: 128},
 		"c1000x1k":    {Name: "c1000x1k", Title: "1,000 conns x 1 KiB x 1 in flight", Conns: 1000, Inflight: 1, Size: 1024},
+		"c10x64kx4":   {Name: "c10x64kx4", Title: "10 conns x 64 KiB x 4 in flight", Conns: 10, Inflight: 4, Size: 64 << 10},
+		"c4x8m":       {Name: "c4x8m", Title: "4 conns x 8 MiB x 1 in flight", Conns: 4, Inflight: 1, Size: 8 << 20},
 		"idle":        {Name: "idle", Conns: o.idleConns, Size: 64, Idle: true},
 	}
 	scens["idle"] = scenario{Name: "idle", Title: fmt.Sprintf("%s idle conns held %s", commas(o.idleConns), o.idleHold),

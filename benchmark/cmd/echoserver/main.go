@@ -36,7 +36,7 @@ import (
 	"time"
 )
 
-const maxFrame = 1 << 20 // largest payload any server accepts
+const maxFrame = 8 << 20 // largest payload any server accepts
 
 // server is what every implementation returns once it is listening.
 type server interface {

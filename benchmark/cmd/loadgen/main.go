@@ -32,7 +32,7 @@ import (
 const (
 	hdrLen     = 4
 	minPayload = 16 // seq (8) + send timestamp (8)
-	maxPayload = 1 << 20
+	maxPayload = 8 << 20
 	maxConns   = 200000
 	maxFlight  = 1 << 16
 )
