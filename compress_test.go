@@ -156,8 +156,8 @@ func TestCompressedWritesAllSizes(t *testing.T) {
 			setUp := func(s getty.Session) {
 				s.SetCompressType(ct.typ)
 				s.SetMaxMsgLen(16 << 20)
-				s.SetReadTimeout(10 * time.Second)
-				s.SetWriteTimeout(10 * time.Second)
+				s.SetReadTimeout(30 * time.Second)
+				s.SetWriteTimeout(30 * time.Second)
 			}
 			srv := startServer(t, row("tcp").newServer(t), withCodec(newRecorder(true), setUp))
 			rec := newRecorder(false)
@@ -172,7 +172,7 @@ func TestCompressedWritesAllSizes(t *testing.T) {
 				msg := patterned(size, i)
 				switch i % 3 {
 				case 0:
-					_, _, err = s.WritePkg(msg, 10*time.Second)
+					_, _, err = s.WritePkg(msg, 30*time.Second)
 				case 1:
 					_, err = s.WriteBytes(frame(msg))
 				default:
@@ -197,7 +197,7 @@ func TestCompressedWritesAllSizes(t *testing.T) {
 					for k := 0; k < each; k++ {
 						size := []int{10, boundary + 7, 3000, 200 << 10}[k%4]
 						msg := fmt.Sprintf("w%d k%d ", w, k) + patterned(size, w*each+k)
-						if _, _, err := s.WritePkg(msg, 10*time.Second); err != nil {
+						if _, _, err := s.WritePkg(msg, 30*time.Second); err != nil {
 							errs <- err
 						}
 					}

@@ -229,8 +229,8 @@ func (r *recorder) waitClosed(t *testing.T, n int) {
 	for i := 0; i < n; i++ {
 		select {
 		case <-r.closedCh:
-		case <-time.After(5 * time.Second):
-			t.Fatalf("waited 5s for OnClose %d of %d", i+1, n)
+		case <-time.After(waitLimit):
+			t.Fatalf("waited %v for OnClose %d of %d", waitLimit, i+1, n)
 		}
 	}
 }
@@ -240,8 +240,8 @@ func (r *recorder) next(t *testing.T) string {
 	select {
 	case m := <-r.msgCh:
 		return m
-	case <-time.After(5 * time.Second):
-		t.Fatal("waited 5s for a message")
+	case <-time.After(waitLimit):
+		t.Fatalf("waited %v for a message", waitLimit)
 		return ""
 	}
 }
@@ -317,9 +317,15 @@ func waitEOF(t *testing.T, c net.Conn) {
 	}
 }
 
+// waitLimit bounds the waits for something that must happen (a message,
+// a close, a condition). It only decides how long a failing test takes to
+// say so: generous, because CI shares two cores between test packages and
+// the race detector slows everything several times.
+const waitLimit = 20 * time.Second
+
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(waitLimit)
 	for !cond() {
 		require.Falsef(t, time.Now().After(deadline), "timed out waiting for %s", what)
 		time.Sleep(5 * time.Millisecond)

@@ -122,7 +122,7 @@ func (h *serverHandler) OnMessage(s getty.Session, pkg interface{}) {
 		for i, c := range p.body {
 			body[len(body)-1-i] = c
 		}
-		_, _, _ = s.WritePkg(&packet{kind: kindResponse, id: p.id, body: body}, 5*time.Second)
+		_, _, _ = s.WritePkg(&packet{kind: kindResponse, id: p.id, body: body}, 0)
 	}
 }
 
@@ -224,7 +224,10 @@ func (c *rpcClient) OnCron(s getty.Session) {
 		return
 	}
 	s.SetAttribute(attrMisses, misses+1)
-	_, _, _ = s.WritePkg(&packet{kind: kindHeartbeat, id: c.nextID.Add(1)}, time.Second)
+	// The session's write timeout: a heartbeat may wait behind a large
+	// compressed request, and a writer that waits out its own timeout
+	// fails the connection.
+	_, _, _ = s.WritePkg(&packet{kind: kindHeartbeat, id: c.nextID.Add(1)}, 0)
 }
 
 func (c *rpcClient) OnMessage(s getty.Session, pkg interface{}) {
@@ -257,8 +260,8 @@ func sessionSetup(l getty.EventListener, onConn func(getty.Session) error) getty
 		s.SetMaxMsgLen(maxMsgLen)
 		s.SetPkgHandler(codec{})
 		s.SetEventListener(l)
-		s.SetReadTimeout(5 * time.Second)
-		s.SetWriteTimeout(5 * time.Second)
+		s.SetReadTimeout(20 * time.Second)
+		s.SetWriteTimeout(20 * time.Second)
 		s.SetCronPeriod(cronPeriod)
 		s.SetWaitTime(time.Second)
 		return nil
