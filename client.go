@@ -5,8 +5,10 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"net"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -25,8 +27,11 @@ type Client interface {
 	Start(newSession NewSessionCallback)
 	// RunEventLoopContext starts the client and waits until every wanted
 	// session has opened once, the client is closed, or ctx ends. On ctx's
-	// end it returns ctx.Err() (with the last dial error) and the client
-	// keeps dialing; Close it to stop.
+	// end it returns an error wrapping both ctx.Err() and the last dial
+	// error (errors.Is(err, syscall.ECONNREFUSED) and errors.As with a
+	// *net.OpError work) and the client keeps dialing; Close it to stop.
+	// A configuration mistake (a session without a codec: ErrNoCodec) is
+	// returned at once, since no session can ever open.
 	RunEventLoopContext(ctx context.Context, newSession NewSessionCallback) error
 	// Session returns an open session, round-robin over the open ones, or
 	// ErrNoSession.
@@ -59,6 +64,7 @@ type client struct {
 	ready   chan struct{} // closed when every slot has opened once
 	opened  int
 	lastErr error
+	cfg     configErr // a configuration mistake ends RunEventLoopContext's wait
 }
 
 func newClient(typ EndPointType, name string, opts []ClientOption) *client {
@@ -92,6 +98,9 @@ func newClient(typ EndPointType, name string, opts []ClientOption) *client {
 	})
 	c.endpoint.onOpen = c.sessionOpened
 	c.endpoint.onEnd = c.sessionEnded
+	c.endpoint.elog.logger = o.logger
+	c.endpoint.onConfigError = c.cfg.set
+	c.checkUnits(o.reconnectInterval)
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	return c
 }
@@ -155,7 +164,8 @@ func (c *client) clientTLSConfig() (*tls.Config, error) {
 
 // RunEventLoop starts the client and returns once every wanted session
 // has opened once or the client is closed, as upstream. With the server
-// down it waits; RunEventLoopContext bounds the wait.
+// down it waits; RunEventLoopContext bounds the wait. A configuration
+// mistake (ErrNoCodec) is logged at WARN and ends the wait.
 func (c *client) RunEventLoop(newSession NewSessionCallback) {
 	_ = c.RunEventLoopContext(context.Background(), newSession)
 }
@@ -179,12 +189,16 @@ func (c *client) RunEventLoopContext(ctx context.Context, newSession NewSessionC
 		return nil
 	case <-c.done:
 		return ErrClientClosed
+	case <-c.cfg.wait():
+		return fmt.Errorf("getty: %s client: %w", c.typ, c.cfg.get())
 	case <-ctx.Done():
 		c.mu.Lock()
 		last := c.lastErr
 		c.mu.Unlock()
 		if last != nil {
-			return fmt.Errorf("%w (last dial error: %v)", ctx.Err(), last)
+			// Both wrapped: errors.Is(err, context.DeadlineExceeded),
+			// errors.As(err, **net.OpError), errors.Is(err, syscall.ECONNREFUSED).
+			return fmt.Errorf("%w (last dial error: %w)", ctx.Err(), last)
 		}
 		return ctx.Err()
 	}
@@ -253,12 +267,12 @@ func (c *client) sleep(d time.Duration) bool {
 }
 
 func (c *client) giveUp(err error) {
-	log().Errorf("getty: %s client: %v", c.typ, err)
+	c.log(slog.LevelError, "getty: client gave up reconnecting", slog.String("addr", c.opts.addr), slog.String(logKeyError, err.Error()))
 	if h := c.opts.errorHandler; h != nil {
 		func() {
 			defer func() {
 				if v := recover(); v != nil {
-					log().Errorf("getty: panic in client error handler: %v", v)
+					c.log(slog.LevelError, "getty: panic in the client error handler", errAttrs(&PanicError{Callback: "client error handler", Value: v, Stack: debug.Stack()})...)
 				}
 			}()
 			h(c, err)

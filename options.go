@@ -1,6 +1,7 @@
 package getty
 
 import (
+	"log/slog"
 	"time"
 
 	gxsync "github.com/dubbogo/gost/sync"
@@ -36,6 +37,8 @@ type ServerOptions struct {
 	// limits
 	maxConns         int
 	handshakeTimeout time.Duration
+
+	logger *slog.Logger // WithServerLogger
 }
 
 // WithLocalAddress sets the address to listen on, "host:port". A port of 0
@@ -166,6 +169,8 @@ type ClientOptions struct {
 	maxReconnectInterval time.Duration
 	dialTimeout          time.Duration
 	errorHandler         func(Client, error)
+
+	logger *slog.Logger // WithClientLogger
 }
 
 // WithServerAddress sets the address a client connects to: "host:port" for
@@ -260,4 +265,20 @@ func WithClientSslEnabled(sslEnabled bool) ClientOption {
 // usually a *ClientTlsConfigBuilder.
 func WithClientTlsConfigBuilder(b TlsConfigBuilder) ClientOption {
 	return func(o *ClientOptions) { o.tlsConfigBuilder = b }
+}
+
+// WithServerLogger sends the server's log lines, with their attributes
+// (endpoint, session_id, session, remote_addr, error, stack), to l instead
+// of the process-wide logger. Default: nil, the logger set with SetLogger
+// (log/slog text on stderr at WARN unless replaced). getty never logs per
+// packet.
+func WithServerLogger(l *slog.Logger) ServerOption {
+	return func(o *ServerOptions) { o.logger = l }
+}
+
+// WithClientLogger sends the client's log lines to l instead of the
+// process-wide logger (see WithServerLogger). Default: nil, the logger set
+// with SetLogger.
+func WithClientLogger(l *slog.Logger) ClientOption {
+	return func(o *ClientOptions) { o.logger = l }
 }

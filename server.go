@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"strings"
 	"sync"
@@ -27,6 +28,12 @@ type Server interface {
 	// Addr returns the address the server listens on, or nil before it
 	// listens.
 	Addr() net.Addr
+	// Sessions returns a snapshot of the open sessions (OnOpen succeeded,
+	// not closing), e.g. for a broadcast. Safe for concurrent use while
+	// sessions come and go.
+	Sessions() []Session
+	// SessionCount returns how many sessions are open, as Sessions would.
+	SessionCount() int
 }
 
 // StreamServer is a server over a stream listener (TCP, TLS, WebSocket).
@@ -78,6 +85,7 @@ func newServer(typ EndPointType, name string, opts []ServerOption) *server {
 		mailboxSize: s.opts.mailboxSize,
 		ordered:     s.opts.ordered,
 	})
+	s.endpoint.elog.logger = s.opts.logger
 	return s
 }
 
@@ -138,7 +146,7 @@ func (s *server) listen() (net.Listener, error) {
 func (s *server) RunEventLoop(newSession NewSessionCallback) {
 	ln, err := s.listen()
 	if err != nil {
-		log().Errorf("getty: %s server %s: %v", s.typ, s.opts.addr, err)
+		s.log(slog.LevelError, "getty: server cannot listen; closed (Serve returns this error)", slog.String("addr", s.opts.addr), slog.String(logKeyError, err.Error()))
 		s.mu.Lock()
 		s.serveErr = err
 		s.mu.Unlock()
@@ -149,7 +157,7 @@ func (s *server) RunEventLoop(newSession NewSessionCallback) {
 	go func() {
 		defer s.loops.Done()
 		if err := s.serveLn(ln, newSession); err != nil && !s.closed.Load() {
-			log().Errorf("getty: %s server %s: %v", s.typ, ln.Addr(), err)
+			s.log(slog.LevelError, "getty: server stopped serving", slog.String("addr", ln.Addr().String()), slog.String(logKeyError, err.Error()))
 		}
 	}()
 }
@@ -179,7 +187,7 @@ func (s *server) acceptLoop(ln net.Listener, cb NewSessionCallback) error {
 				return nil
 			}
 			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-			log().Warnf("getty: %s server %s: accept: %v; retrying in %v", s.typ, ln.Addr(), err, backoff)
+			s.log(slog.LevelWarn, "getty: accept failed; retrying", slog.String("addr", ln.Addr().String()), slog.String(logKeyError, err.Error()), slog.Duration("retry_in", backoff))
 			t := time.NewTimer(backoff)
 			select {
 			case <-t.C:
@@ -191,7 +199,7 @@ func (s *server) acceptLoop(ln net.Listener, cb NewSessionCallback) error {
 		}
 		backoff = 0
 		if s.opts.maxConns > 0 && s.count() >= s.opts.maxConns {
-			log().Warnf("getty: %s server %s: refusing %s: %d sessions open", s.typ, ln.Addr(), c.RemoteAddr(), s.opts.maxConns)
+			s.log(slog.LevelWarn, "getty: connection refused: WithServerMaxConnections reached", slog.String(logKeyRemoteAddr, c.RemoteAddr().String()), slog.Int("max_connections", s.opts.maxConns))
 			c.Close()
 			continue
 		}

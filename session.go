@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"runtime/debug"
@@ -136,6 +137,7 @@ type session struct {
 	opened    atomic.Bool // OnOpen succeeded: OnClose is owed
 	ended     atomic.Bool // final ran: counted in the endpoint's totals
 	closing   atomic.Bool
+	unhandled atomic.Bool // BaseListener.OnError saw the ending error
 	errMu     sync.Mutex
 	err       error // the error that ends the session; nil for an orderly close
 	finalOnce sync.Once
@@ -208,6 +210,7 @@ func (s *session) SetCronPeriod(ms int) {
 	if ms <= 0 {
 		return
 	}
+	s.checkCronPeriod(ms)
 	d := time.Duration(ms) * time.Millisecond
 	if s.cronPeriod.Swap(int64(d)) != int64(d) && s.opened.Load() {
 		s.armCron()
@@ -247,7 +250,7 @@ func (s *session) ID() uint32 { return s.id }
 
 func (s *session) SetCompressType(c CompressType) {
 	if !s.tr.setCompress(c) {
-		log().Warnf("getty: %s: compression %d not supported here", s.token(), c)
+		s.log(slog.LevelWarn, "getty: compression not supported on this transport", nil, slog.Int("compress_type", int(c)))
 	}
 }
 
@@ -361,7 +364,7 @@ func (s *session) run(newSession NewSessionCallback) {
 func (s *session) setup(newSession NewSessionCallback) bool {
 	if h, ok := s.tr.(handshaker); ok {
 		if err := h.handshake(s); err != nil {
-			log().Infof("getty: %s: handshake: %v", s.token(), err)
+			s.log(slog.LevelInfo, "getty: handshake failed", err)
 			s.closing.Store(true)
 			s.tr.closeNow(-1)
 			return false
@@ -369,14 +372,14 @@ func (s *session) setup(newSession NewSessionCallback) bool {
 	}
 	if err := s.callNewSession(newSession); err != nil {
 		s.notePanic(err)
-		log().Infof("getty: %s: new-session callback: %v", s.token(), err)
+		s.setupFailed("NewSessionCallback", err)
 		s.closing.Store(true)
 		s.tr.closeNow(-1)
 		return false
 	}
 	if err := s.open(); err != nil {
 		s.notePanic(err)
-		log().Infof("getty: %s: not opened: %v", s.token(), err)
+		s.setupFailed("OnOpen", err)
 		s.closing.Store(true)
 		s.tr.closeNow(-1)
 		if s.mbox != nil {
@@ -389,7 +392,7 @@ func (s *session) setup(newSession NewSessionCallback) bool {
 
 func (s *session) callNewSession(cb NewSessionCallback) (err error) {
 	if cb == nil {
-		return errors.New("getty: nil NewSessionCallback")
+		return fmt.Errorf("%w (the NewSessionCallback is nil)", ErrNoCodec)
 	}
 	defer s.recoverInto("NewSessionCallback", &err)
 	return cb(s)
@@ -412,7 +415,7 @@ func (s *session) recoverInto(callback string, err *error) {
 
 func (s *session) open() (err error) {
 	if s.reader == nil {
-		return errors.New("getty: the session has no Reader (call SetPkgHandler or SetReader)")
+		return ErrNoCodec
 	}
 	if s.listener == nil {
 		s.listener = BaseListener{}
@@ -485,7 +488,7 @@ func (s *session) closeWith(err error) {
 	}
 	s.stopCron()
 	if err := s.tr.shutdown(time.Now().Add(time.Duration(s.waitTime.Load()))); err != nil {
-		log().Debugf("getty: %s: flush on close: %v", s.token(), err)
+		s.log(slog.LevelDebug, "getty: flush on close", err)
 	}
 	// The reader notices the closed socket and finishes the session; final
 	// never runs here, since Close may be called from a callback that final
@@ -527,12 +530,7 @@ func (s *session) final() {
 			s.ep.noteEnd(s, err)
 		}
 		if err != nil {
-			if errors.Is(err, ErrPanic) {
-				// As upstream, a recovered panic is logged, whatever
-				// OnError does with it.
-				log().Errorf("%v", err)
-			}
-			s.callback("OnError", func() { s.listener.OnError(s, err) })
+			s.reportEnd(err) // OnError; logs a panic, or an error nobody handled
 		}
 		s.callback("OnClose", func() { s.listener.OnClose(s) })
 		if s.ep != nil && s.ep.onEnd != nil {
@@ -549,7 +547,7 @@ func (s *session) callback(name string, f func()) {
 			if s.ep != nil {
 				s.ep.counters.panics.Add(1)
 			}
-			log().Errorf("getty: %s: panic in %s: %v\n%s", s.token(), name, v, debug.Stack())
+			s.log(slog.LevelError, "getty: panic in "+name, &PanicError{Callback: name, Value: v, Stack: debug.Stack()})
 		}
 	}()
 	f()
