@@ -188,6 +188,8 @@ func WithConnectionNumber(n int) ClientOption {
 // WithReconnectInterval sets the first wait, in nanoseconds (upstream's
 // unit), before redialing a lost session; later waits double with jitter up
 // to WithMaxReconnectInterval. Default (and for values <= 0): 300 ms.
+// Mind the unit: WithReconnectInterval(300) is 300 ns, not ms; a value under
+// a microsecond is logged at WARN. Pass int(300 * time.Millisecond).
 func WithReconnectInterval(ns int) ClientOption {
 	return func(o *ClientOptions) { o.reconnectInterval = ns }
 }

@@ -17,13 +17,20 @@ import (
 type Server interface {
 	EndPoint
 	// Serve listens and serves on the calling goroutine until the server
-	// is closed; it returns the listen or accept error that stopped it, or
-	// ErrServerClosed after Close or Shutdown.
+	// is closed, calling newSession for every new session. Serve always
+	// returns a non-nil error: the listen error (address in use, bad TLS
+	// configuration) at once, or after Close or Shutdown ErrServerClosed.
+	// Accept errors such as descriptor exhaustion are retried with backoff.
+	//
+	// When Shutdown is called, Serve returns ErrServerClosed at once, while
+	// the sessions are still closing: make sure the program does not exit
+	// then, but waits for Shutdown to return (see Example (Lifecycle)).
 	Serve(newSession NewSessionCallback) error
 	// Shutdown stops accepting, closes every session gracefully (accepted
 	// writes are flushed, queued messages still reach OnMessage) and waits
 	// until they are gone or ctx ends; then it returns ctx.Err(), with the
-	// sessions closed but their callbacks possibly still running.
+	// sessions closed but their callbacks possibly still running. It
+	// returns nil once every session has ended and every OnClose has run.
 	Shutdown(ctx context.Context) error
 	// Addr returns the address the server listens on, or nil before it
 	// listens.

@@ -47,7 +47,9 @@ type Session interface {
 	SetReader(Reader)
 	SetWriter(Writer)
 	// SetCronPeriod sets the OnCron period in milliseconds, at any time.
-	// Default 60000; values <= 0 are ignored.
+	// Default 60000; values <= 0 are ignored. Mind the unit:
+	// SetCronPeriod(int(time.Second)) means 11.6 days, and a period over a
+	// day is logged at WARN.
 	SetCronPeriod(int)
 	// SetWaitTime bounds how long Close waits to flush what was accepted
 	// for writing. Default 3 s; values <= 0 are ignored.
