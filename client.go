@@ -31,7 +31,8 @@ type Client interface {
 	// error (errors.Is(err, syscall.ECONNREFUSED) and errors.As with a
 	// *net.OpError work) and the client keeps dialing; Close it to stop.
 	// A configuration mistake (a session without a codec: ErrNoCodec) is
-	// returned at once, since no session can ever open.
+	// returned at once rather than when ctx ends; the client keeps
+	// dialing in the background until Close, as after ctx's end.
 	RunEventLoopContext(ctx context.Context, newSession NewSessionCallback) error
 	// Session returns an open session, round-robin over the open ones, or
 	// ErrNoSession.

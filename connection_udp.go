@@ -3,6 +3,7 @@ package getty
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
 	"sync"
@@ -106,8 +107,8 @@ func (t *udpTransport) readLoop(s *session) error {
 				// ICMP port unreachable for an earlier write on a
 				// connected socket: the peer may come (back) up, and
 				// the next datagrams may get through. Keep the session.
-				if debugLogging() {
-					log().Debugf("getty: %s: %v (ignored)", s.token(), err)
+				if s.ep.logEnabled(slog.LevelDebug) {
+					s.log(slog.LevelDebug, "getty: ICMP port unreachable ignored", err)
 				}
 				continue
 			}
@@ -115,8 +116,9 @@ func (t *udpTransport) readLoop(s *session) error {
 		}
 		if n == 0 || n > maxLen || flags&msgTrunc != 0 {
 			s.drops.Add(1)
-			if debugLogging() {
-				log().Debugf("getty: %s: dropped a datagram of %d bytes or more from %v (max %d)", s.token(), n, ap, maxLen)
+			if s.ep.logEnabled(slog.LevelDebug) {
+				s.log(slog.LevelDebug, "getty: datagram dropped: empty, truncated or over the max message length", nil,
+					slog.Int("bytes", n), slog.String("peer", ap.String()), slog.Int("max_msg_len", maxLen))
 			}
 			continue
 		}
@@ -130,8 +132,8 @@ func (t *udpTransport) readLoop(s *session) error {
 				return err
 			}
 			s.drops.Add(1)
-			if debugLogging() {
-				log().Debugf("getty: dropped a datagram from %v: %v", ap, err)
+			if s.ep.logEnabled(slog.LevelDebug) {
+				s.log(slog.LevelDebug, "getty: datagram dropped", err, slog.String("peer", ap.String()))
 			}
 		}
 	}
@@ -223,10 +225,3 @@ func (t *udpTransport) shutdown(time.Time) error {
 func (t *udpTransport) closeNow(int) { _ = t.c.Close() }
 
 func (t *udpTransport) setCompress(c CompressType) bool { return c == CompressNone }
-
-// debugLogging reports whether debug lines are written, so that a flood of
-// bad datagrams does not build log arguments for nothing.
-func debugLogging() bool {
-	l, ok := log().(interface{ Enabled(LoggerLevel) bool })
-	return !ok || l.Enabled(LoggerLevelDebug)
-}

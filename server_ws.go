@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	stdlog "log"
+	"log/slog"
 	"net"
 	"net/http"
 	"runtime/debug"
@@ -100,7 +101,8 @@ func (w *wsServer) checkOrigin(r *http.Request) bool {
 }
 
 func (w *wsServer) upgradeError(rw http.ResponseWriter, r *http.Request, status int, reason error) {
-	log().Infof("getty: %s server: upgrade from %s refused (%d): %v", w.srv.typ, r.RemoteAddr, status, reason)
+	w.srv.log(slog.LevelInfo, "getty: WebSocket upgrade refused", slog.String(logKeyRemoteAddr, r.RemoteAddr),
+		slog.Int("status", status), slog.String(logKeyError, reason.Error()))
 	http.Error(rw, http.StatusText(status), status)
 }
 
@@ -130,7 +132,7 @@ func (w *wsServer) serveHTTP(ln net.Listener, cb NewSessionCallback) error {
 		ReadHeaderTimeout: timeout, // also bounds the TLS handshake
 		IdleTimeout:       timeout,
 		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          stdlog.New(httpLogWriter{w.srv.typ}, "", 0),
+		ErrorLog:          stdlog.New(httpLogWriter{w.srv.endpoint}, "", 0),
 		// No HTTP/2: a WebSocket upgrade needs HTTP/1.1.
 		TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){},
 	}
@@ -187,7 +189,8 @@ func (w *wsServer) handler(cb NewSessionCallback) http.Handler {
 		defer w.handlers.Done()
 
 		if limit := w.srv.opts.maxConns; limit > 0 && w.srv.count() >= limit {
-			log().Warnf("getty: %s server: refusing %s: %d sessions open", w.srv.typ, r.RemoteAddr, limit)
+			w.srv.log(slog.LevelWarn, "getty: connection refused: WithServerMaxConnections reached",
+				slog.String(logKeyRemoteAddr, r.RemoteAddr), slog.Int("max_connections", limit))
 			http.Error(rw, http.StatusText(http.StatusServiceUnavailable), http.StatusServiceUnavailable)
 			return
 		}
@@ -255,10 +258,10 @@ func (w *wsServer) tlsConfig() (*tls.Config, error) {
 
 // httpLogWriter sends the HTTP server's own messages (TLS handshake
 // failures, mostly) to getty's logger at info level.
-type httpLogWriter struct{ typ EndPointType }
+type httpLogWriter struct{ e *endpoint }
 
 func (l httpLogWriter) Write(p []byte) (int, error) {
-	log().Infof("getty: %s server: %s", l.typ, bytes.TrimSpace(p))
+	l.e.log(slog.LevelInfo, "getty: HTTP server: "+string(bytes.TrimSpace(p)))
 	return len(p), nil
 }
 
@@ -267,7 +270,8 @@ func (l httpLogWriter) Write(p []byte) (int, error) {
 func callOriginCheck(ok func(string) bool, origin string) (accept bool) {
 	defer func() {
 		if v := recover(); v != nil {
-			log().Errorf("getty: panic in the WebSocket origin check for %q: %v\n%s", origin, v, debug.Stack())
+			globalLog(slog.LevelError, "getty: panic in the WebSocket origin check; upgrade refused",
+				append([]slog.Attr{slog.String("origin", origin)}, errAttrs(&PanicError{Callback: "origin check", Value: v, Stack: debug.Stack()})...))
 			accept = false
 		}
 	}()

@@ -16,8 +16,11 @@ import (
 
 // ErrNoCodec reports a session whose new-session callback set no Reader
 // (SetPkgHandler or SetReader), or a nil new-session callback. The session
-// cannot read, so it is closed before OnOpen. A client's
-// RunEventLoopContext returns an error matching it at once.
+// cannot read, so it is closed before OnOpen, and the mistake is logged at
+// WARN once per endpoint. A client's RunEventLoopContext returns an error
+// matching it at once, and a UDP endpoint's Serve returns it. A TCP or
+// WebSocket server's Serve keeps serving (a callback may set up sessions
+// differently, and one mistake must not stop the others), so watch the log.
 var ErrNoCodec = errors.New("getty: session has no codec: call SetPkgHandler (or SetReader) in the new-session callback")
 
 // isConfigError tells a configuration mistake, which no retry can fix,
