@@ -191,7 +191,7 @@ func (c *client) RunEventLoopContext(ctx context.Context, newSession NewSessionC
 	case <-c.done:
 		return ErrClientClosed
 	case <-c.cfg.wait():
-		return fmt.Errorf("getty: %s client: %w", c.typ, c.cfg.get())
+		return fmt.Errorf("%w (%s client of %s)", c.cfg.get(), c.typ, c.opts.addr)
 	case <-ctx.Done():
 		c.mu.Lock()
 		last := c.lastErr

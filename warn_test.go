@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"strings"
@@ -280,4 +281,60 @@ func TestServerSessions(t *testing.T) {
 	}
 	close(stop)
 	wg.Wait()
+}
+
+// printfLog is a Logger of the upstream kind, without attributes.
+type printfLog struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (l *printfLog) add(level string, a ...any) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.lines = append(l.lines, level+" "+fmt.Sprint(a...))
+}
+
+func (l *printfLog) find(sub string) []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []string
+	for _, s := range l.lines {
+		if strings.Contains(s, sub) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func (l *printfLog) Info(a ...any)             { l.add("INFO", a...) }
+func (l *printfLog) Warn(a ...any)             { l.add("WARN", a...) }
+func (l *printfLog) Error(a ...any)            { l.add("ERROR", a...) }
+func (l *printfLog) Debug(a ...any)            { l.add("DEBUG", a...) }
+func (l *printfLog) Infof(f string, a ...any)  { l.add("INFO", fmt.Sprintf(f, a...)) }
+func (l *printfLog) Warnf(f string, a ...any)  { l.add("WARN", fmt.Sprintf(f, a...)) }
+func (l *printfLog) Errorf(f string, a ...any) { l.add("ERROR", fmt.Sprintf(f, a...)) }
+func (l *printfLog) Debugf(f string, a ...any) { l.add("DEBUG", fmt.Sprintf(f, a...)) }
+
+// Without WithServerLogger, lines go to the process-wide Logger (upstream's
+// SetLogger); one that is not slog-based gets the attributes as key="value".
+func TestGlobalPrintfLoggerGetsAttributes(t *testing.T) {
+	l := &printfLog{}
+	prev := getty.GetLogger()
+	getty.SetLogger(l)
+	t.Cleanup(func() { getty.SetLogger(prev) })
+
+	srv := getty.NewTCPServer(getty.WithLocalAddress("127.0.0.1:0"))
+	startServer(t, srv, func(s getty.Session) error {
+		s.SetPkgHandler(&getty.LengthFieldCodec{})
+		return nil // no listener: BaseListener
+	})
+	oversize(t, srv)
+	eventually(t, "the WARN line", func() bool { return len(l.find("no OnError handled")) == 1 })
+	line := l.find("no OnError handled")[0]
+	for _, want := range []string{"WARN getty: session ended", `endpoint="TCP_SERVER#`, `remote_addr="127.0.0.1:`, `session_id="`, "message too long"} {
+		if !strings.Contains(line, want) {
+			t.Fatalf("line %q lacks %q", line, want)
+		}
+	}
 }
