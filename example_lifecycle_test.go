@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"os/signal"
@@ -56,4 +57,38 @@ func Example_lifecycle() {
 	// Output:
 	// sessions: 1
 	// stopped; sessions: 0
+}
+
+// A server with its own log/slog logger. Its BaseListener leaves OnError
+// alone, so when a peer announces a frame over the 4,096-byte default
+// limit, getty logs the error that ended the session at WARN (here without
+// the attributes that vary from run to run: time, endpoint, session_id,
+// remote_addr, error).
+func ExampleWithServerLogger() {
+	logger := slog.New(slog.NewTextHandler(os.Stdout, &slog.HandlerOptions{
+		ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+			switch a.Key {
+			case slog.TimeKey, "endpoint", "session_id", "remote_addr", "error":
+				return slog.Attr{}
+			}
+			return a
+		},
+	}))
+	srv := getty.NewTCPServer(getty.WithLocalAddress("127.0.0.1:0"), getty.WithServerLogger(logger))
+	srv.RunEventLoop(func(s getty.Session) error {
+		s.SetPkgHandler(&getty.LengthFieldCodec{})
+		s.SetEventListener(getty.BaseListener{})
+		return nil
+	})
+	conn, err := net.Dial("tcp", srv.Addr().String())
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	_, _ = conn.Write([]byte{0, 0, 0x13, 0x88}) // a 5,000-byte frame follows
+	_, _ = conn.Read(make([]byte, 1))           // the server closes the connection
+	conn.Close()
+	srv.Close() // every OnClose has run, and the line is written
+	// Output:
+	// level=WARN msg="getty: session ended by an error no OnError handled (override OnError to handle it; this line is rate-limited)" session=tcp-session
 }

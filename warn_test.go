@@ -103,6 +103,20 @@ func TestNoCodecOnClientReturnsAtOnce(t *testing.T) {
 	if len(logs.records(slog.LevelWarn, "configuration mistake")) != 1 {
 		t.Fatalf("no WARN line:\n%s", logs)
 	}
+
+	// RunEventLoop, which has no context, stops waiting too.
+	cli2 := getty.NewTCPClient(getty.WithServerAddress(srv.Addr().String()), getty.WithClientLogger(l))
+	defer cli2.Close()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		cli2.RunEventLoop(func(s getty.Session) error { return nil })
+	}()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("RunEventLoop still waits for a session that cannot open")
+	}
 }
 
 func TestRunEventLoopContextDialErrorIsMatchable(t *testing.T) {
