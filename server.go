@@ -31,6 +31,8 @@ type Server interface {
 	// until they are gone or ctx ends; then it returns ctx.Err(), with the
 	// sessions closed but their callbacks possibly still running. It
 	// returns nil once every session has ended and every OnClose has run.
+	// Serve returns ErrServerClosed as soon as Shutdown starts: wait for
+	// Shutdown, not for Serve, before the program exits.
 	Shutdown(ctx context.Context) error
 	// Addr returns the address the server listens on, or nil before it
 	// listens.
