@@ -3,8 +3,12 @@ GO        ?= go
 FUZZTIME  ?= 30s
 SOAK_DURATION ?= 10m
 PKG       := ./...
+# The oldest Go the library supports (go.mod's go line) and the newest
+# release; CI tests with both (toolchains come through the Go module proxy).
+GO_FLOOR  ?= go1.22.12
+GO_NEWEST ?= go1.27.4
 
-.PHONY: test demo bench bench-compare fuzz lint vet soak fault interop
+.PHONY: test test-floor test-newest demo bench bench-compare fuzz lint vet soak fault interop
 
 # -race needs cgo, so a C compiler: go env CGO_ENABLED says 0 without one.
 RACE := $(if $(filter 1,$(shell $(GO) env CGO_ENABLED)),-race,)
@@ -16,6 +20,16 @@ test:
 	@if [ -z "$(RACE)" ]; then echo "make test: cgo is off (no C compiler?): running WITHOUT the race detector; on Debian: apt-get install gcc"; fi
 	$(GO) vet $(PKG)
 	$(GO) test $(RACE) -count=1 $(PKG)
+
+## test-floor: vet and the suite (without -race, to save time) with the
+## oldest supported Go, so nothing newer than go.mod's go line slips in
+test-floor:
+	GOTOOLCHAIN=$(GO_FLOOR) $(GO) vet $(PKG)
+	GOTOOLCHAIN=$(GO_FLOOR) $(GO) test -count=1 $(PKG)
+
+## test-newest: make test (with -race) with the newest Go release
+test-newest:
+	GOTOOLCHAIN=$(GO_NEWEST) $(MAKE) test
 
 ## demo: a server and clients exchanging messages in one process
 demo:

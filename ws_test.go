@@ -21,6 +21,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
+	"github.com/getty-go/getty/internal/leakcheck"
+
 	getty "github.com/getty-go/getty"
 	"github.com/getty-go/getty/internal/testcert"
 )
@@ -614,7 +616,7 @@ func TestWSServerCloseWithLiveSessions(t *testing.T) {
 
 				cliRec.waitClosed(t, 4)
 				cli.Close()
-				goleak.VerifyNone(t, ignore)
+				goleak.VerifyNone(t, leakcheck.Options(ignore)...)
 			})
 		})
 	}

@@ -8,10 +8,12 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/getty-go/getty/internal/leakcheck"
 )
 
 func TestRunOnce(t *testing.T) {
-	defer goleak.VerifyNone(t)
+	defer goleak.VerifyNone(t, leakcheck.Options()...)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	var out bytes.Buffer // runOnce serialises its writes
@@ -38,7 +40,7 @@ func TestRunOnce(t *testing.T) {
 
 // serve answers /metrics until its context ends, then stops cleanly.
 func TestServe(t *testing.T) {
-	defer goleak.VerifyNone(t)
+	defer goleak.VerifyNone(t, leakcheck.Options()...)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	ready := make(chan string, 1)

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/getty-go/getty/internal/leakcheck"
 )
 
 func runDemo(t *testing.T, ordered bool) string {
@@ -33,7 +35,7 @@ func expect(t *testing.T, out string, want ...string) {
 // Unordered dispatch: only the slow call times out; the echoes sent while
 // it runs, one on each session, all come back at once.
 func TestRunUnordered(t *testing.T) {
-	defer goleak.VerifyNone(t)
+	defer goleak.VerifyNone(t, leakcheck.Options()...)
 	out := runDemo(t, false)
 	expect(t, out,
 		`call echo("hello") = "hello"`,
@@ -53,7 +55,7 @@ func TestRunUnordered(t *testing.T) {
 // Ordered dispatch: the echo that shares the slow call's session waits
 // behind it and times out too.
 func TestRunOrdered(t *testing.T) {
-	defer goleak.VerifyNone(t)
+	defer goleak.VerifyNone(t, leakcheck.Options()...)
 	out := runDemo(t, true)
 	expect(t, out,
 		"client: discarded the late reply to slow #4",

@@ -8,10 +8,12 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/getty-go/getty/internal/leakcheck"
 )
 
 func TestRun(t *testing.T) {
-	defer goleak.VerifyNone(t)
+	defer goleak.VerifyNone(t, leakcheck.Options()...)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	var out bytes.Buffer // run serialises its writes

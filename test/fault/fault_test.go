@@ -23,6 +23,8 @@ import (
 	"github.com/rs/zerolog"
 	"go.uber.org/goleak"
 
+	"github.com/getty-go/getty/internal/leakcheck"
+
 	getty "github.com/getty-go/getty"
 )
 
@@ -189,13 +191,13 @@ func (r *rig) removeToxic(name string) {
 }
 
 func TestFaultInjection(t *testing.T) {
-	defer goleak.VerifyNone(t,
+	defer goleak.VerifyNone(t, leakcheck.Options(
 		// toxiproxy's own link goroutines sometimes outlive Proxy.Stop
 		// (a toxic stub blocked on a channel send): not getty's.
 		goleak.IgnoreAnyFunction("github.com/Shopify/toxiproxy/v2/toxics.(*ToxicStub).Run"),
 		goleak.IgnoreAnyFunction("github.com/Shopify/toxiproxy/v2.(*ToxicLink).read"),
 		goleak.IgnoreAnyFunction("github.com/Shopify/toxiproxy/v2.(*ToxicLink).write"),
-	)
+	)...)
 	getty.SetLogger(nil) // the faults make getty log a lot; the test checks outcomes
 
 	srv := &server{seen: map[int]int{}}

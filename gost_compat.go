@@ -1,0 +1,13 @@
+package getty
+
+import gxtime "github.com/dubbogo/gost/time"
+
+// Upstream's session.go starts gost's default timer wheel when the package
+// is imported, and its users rely on that without knowing it: dubbo-go and
+// seata-go wait for replies and heartbeats with gxtime.After, which panics
+// on a nil wheel. getty keeps the effect so that they run unchanged. getty's
+// own timers do not use this wheel (see internal/wheel); its cost is one gost
+// goroutine ticking every 10 ms (docs/migration.md has the measurement).
+func init() {
+	gxtime.InitDefaultTimerWheel()
+}

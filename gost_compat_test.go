@@ -1,0 +1,23 @@
+package getty_test
+
+import (
+	"testing"
+	"time"
+
+	gxtime "github.com/dubbogo/gost/time"
+
+	_ "github.com/getty-go/getty"
+)
+
+// Importing getty starts gost's default timer wheel, as importing upstream
+// does: dubbo-go and seata-go call gxtime.After without starting it.
+func TestImportStartsGostTimerWheel(t *testing.T) {
+	if gxtime.GetDefaultTimerWheel() == nil {
+		t.Fatal("gost's default timer wheel is not running after importing getty")
+	}
+	select {
+	case <-gxtime.After(20 * time.Millisecond):
+	case <-time.After(5 * time.Second):
+		t.Fatal("gxtime.After did not fire")
+	}
+}
