@@ -30,9 +30,10 @@ type Client interface {
 	// end it returns an error wrapping both ctx.Err() and the last dial
 	// error (errors.Is(err, syscall.ECONNREFUSED) and errors.As with a
 	// *net.OpError work) and the client keeps dialing; Close it to stop.
-	// A configuration mistake (a session without a codec: ErrNoCodec) is
-	// returned at once rather than when ctx ends; the client keeps
-	// dialing in the background until Close, as after ctx's end.
+	// A configuration mistake (a session without a codec: ErrNoCodec; no
+	// server address; a TLS setup that cannot be built) is returned at
+	// once rather than when ctx ends; the client keeps dialing in the
+	// background until Close, as after ctx's end.
 	RunEventLoopContext(ctx context.Context, newSession NewSessionCallback) error
 	// Session returns an open session, round-robin over the open ones, or
 	// ErrNoSession.
@@ -127,7 +128,7 @@ func (c *client) dialTCP(ctx context.Context) (transport, error) {
 	cfg, err := c.clientTLSConfig()
 	if err != nil {
 		conn.Close()
-		return nil, err
+		return nil, asConfigError(err)
 	}
 	// Handshake here, so a rejected certificate is a dial error the slot
 	// reports (lastErr, ErrReconnectGaveUp) rather than a silent refusal.
@@ -166,7 +167,8 @@ func (c *client) clientTLSConfig() (*tls.Config, error) {
 // RunEventLoop starts the client and returns once every wanted session
 // has opened once or the client is closed, as upstream. With the server
 // down it waits; RunEventLoopContext bounds the wait. A configuration
-// mistake (ErrNoCodec) is logged at WARN and ends the wait.
+// mistake (ErrNoCodec, no address, a TLS setup that cannot be built) is
+// logged at WARN and ends the wait.
 func (c *client) RunEventLoop(newSession NewSessionCallback) {
 	_ = c.RunEventLoopContext(context.Background(), newSession)
 }
@@ -227,6 +229,7 @@ func (c *client) slot(newSession NewSessionCallback) {
 			c.mu.Lock()
 			c.lastErr = err
 			c.mu.Unlock()
+			c.noteDialError(err)
 		}
 		if c.closed.Load() {
 			return

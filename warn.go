@@ -24,8 +24,41 @@ import (
 var ErrNoCodec = errors.New("getty: session has no codec: call SetPkgHandler (or SetReader) in the new-session callback")
 
 // isConfigError tells a configuration mistake, which no retry can fix,
-// from a refusal the user chose.
-func isConfigError(err error) bool { return errors.Is(err, ErrNoCodec) }
+// from a refusal the user chose or a network failure.
+func isConfigError(err error) bool {
+	var ce *configError
+	return errors.Is(err, ErrNoCodec) || errors.As(err, &ce)
+}
+
+// configError marks a dial error that comes from the client's own settings
+// (no address, a TLS or WebSocket setup that cannot be built), not from the
+// network: redialing cannot fix it.
+type configError struct{ err error }
+
+func (e *configError) Error() string { return e.err.Error() }
+func (e *configError) Unwrap() error { return e.err }
+
+func asConfigError(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &configError{err}
+}
+
+// noteDialError reports a dial that failed for a configuration mistake:
+// logged at WARN once per client, and returned by RunEventLoopContext at
+// once. The client keeps redialing (with backoff) until Close, as always.
+func (c *client) noteDialError(err error) {
+	if c.opts.addr == "" && !isConfigError(err) {
+		err = asConfigError(fmt.Errorf("getty: no server address (WithServerAddress): %w", err))
+	}
+	if !isConfigError(err) {
+		return
+	}
+	c.warnOnce("config:dial", "getty: client cannot dial: configuration mistake (logged once per endpoint)",
+		slog.String("addr", c.opts.addr), slog.String(logKeyError, err.Error()))
+	c.cfg.set(err)
+}
 
 // setupFailed reports why a session did not open: a configuration mistake
 // at WARN once per endpoint, a panic at ERROR with its stack, a refusal the

@@ -352,3 +352,33 @@ func TestGlobalPrintfLoggerGetsAttributes(t *testing.T) {
 		}
 	}
 }
+
+// A dial that fails for the client's own settings ends RunEventLoopContext
+// at once, with the cause, instead of when its context ends.
+func TestClientConfigDialErrorReturnsAtOnce(t *testing.T) {
+	srv := getty.NewTCPServer(getty.WithLocalAddress("127.0.0.1:0"))
+	startServer(t, srv, withCodec(getty.BaseListener{}))
+	for _, tc := range []struct {
+		name string
+		opts []getty.ClientOption
+		want string
+	}{
+		{"no address", nil, "no server address"},
+		{"TLS without a builder", []getty.ClientOption{getty.WithServerAddress(srv.Addr().String()), getty.WithClientSslEnabled(true)}, "TlsConfigBuilder"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			logs, l := newLogCapture()
+			cli := getty.NewTCPClient(append(tc.opts, getty.WithClientLogger(l))...)
+			defer cli.Close()
+			ctx, cancel := contextWithTimeout(30 * time.Second)
+			defer cancel()
+			err := cli.RunEventLoopContext(ctx, withCodec(getty.BaseListener{}))
+			if err == nil || ctx.Err() != nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("RunEventLoopContext = %v (ctx: %v), want an error about %q at once", err, ctx.Err(), tc.want)
+			}
+			if len(logs.records(slog.LevelWarn, "configuration mistake")) != 1 {
+				t.Fatalf("want one WARN line:\n%s", logs)
+			}
+		})
+	}
+}
