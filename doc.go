@@ -59,7 +59,8 @@
 //
 // At the default level getty reports, at WARN, what would otherwise fail in
 // silence: a session set up without a codec (ErrNoCodec, once per
-// endpoint; a client's RunEventLoopContext also returns it), and a session
+// endpoint; a client's RunEventLoopContext also returns it, as it does a
+// client with no address or a TLS setup that cannot be built), and a session
 // ended by an error that no OnError handled, i.e. OnError left to
 // BaseListener (at most one line a second per endpoint). Lines carry
 // attributes (endpoint, session_id, session, remote_addr, error, stack);
