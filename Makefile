@@ -10,10 +10,16 @@ GO_NEWEST ?= go1.27.4
 
 .PHONY: test test-floor test-newest demo bench bench-compare fuzz lint vet soak fault interop
 
-## test: the whole suite with the race detector (fuzz seed corpora included)
+# -race needs cgo, so a C compiler: go env CGO_ENABLED says 0 without one.
+RACE := $(if $(filter 1,$(shell $(GO) env CGO_ENABLED)),-race,)
+
+## test: the whole suite with the race detector (fuzz seed corpora included;
+## docs_test.go type-checks every Go snippet of README.md and docs/*.md).
+## Without a C compiler it runs without -race and says so.
 test:
+	@if [ -z "$(RACE)" ]; then echo "make test: cgo is off (no C compiler?): running WITHOUT the race detector; on Debian: apt-get install gcc"; fi
 	$(GO) vet $(PKG)
-	$(GO) test -race -count=1 $(PKG)
+	$(GO) test $(RACE) -count=1 $(PKG)
 
 ## test-floor: vet and the suite (without -race, to save time) with the
 ## oldest supported Go, so nothing newer than go.mod's go line slips in

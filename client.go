@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"net"
 	"sync"
@@ -24,8 +25,13 @@ type Client interface {
 	Start(newSession NewSessionCallback)
 	// RunEventLoopContext starts the client and waits until every wanted
 	// session has opened once, the client is closed, or ctx ends. On ctx's
-	// end it returns ctx.Err() (with the last dial error) and the client
-	// keeps dialing; Close it to stop.
+	// end it returns an error wrapping both ctx.Err() and the last dial
+	// error (errors.Is(err, syscall.ECONNREFUSED) and errors.As with a
+	// *net.OpError work) and the client keeps dialing; Close it to stop.
+	// A configuration mistake (a session without a codec: ErrNoCodec; no
+	// server address; a TLS setup that cannot be built) is returned at
+	// once rather than when ctx ends; the client keeps dialing in the
+	// background until Close, as after ctx's end.
 	RunEventLoopContext(ctx context.Context, newSession NewSessionCallback) error
 	// Session returns an open session, round-robin over the open ones, or
 	// ErrNoSession.
@@ -58,6 +64,7 @@ type client struct {
 	ready   chan struct{} // closed when every slot has opened once
 	opened  int
 	lastErr error
+	cfg     configErr // a configuration mistake ends RunEventLoopContext's wait
 }
 
 func newClient(typ EndPointType, name string, opts []ClientOption) *client {
@@ -83,6 +90,9 @@ func newClient(typ EndPointType, name string, opts []ClientOption) *client {
 	c.endpoint = newEndpoint(c, typ, name, o.dispatchConfig)
 	c.endpoint.onOpen = c.sessionOpened
 	c.endpoint.onEnd = c.sessionEnded
+	c.endpoint.elog.logger = o.logger
+	c.endpoint.onConfigError = c.cfg.set
+	c.checkUnits(o.reconnectInterval)
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	return c
 }
@@ -96,7 +106,9 @@ func (c *client) dialNet(ctx context.Context, network string) (net.Conn, error) 
 
 // RunEventLoop starts the client and returns once every wanted session
 // has opened once or the client is closed, as upstream. With the server
-// down it waits; RunEventLoopContext bounds the wait.
+// down it waits; RunEventLoopContext bounds the wait. A configuration
+// mistake (ErrNoCodec, no address, a TLS setup that cannot be built) is
+// logged at WARN and ends the wait.
 func (c *client) RunEventLoop(newSession NewSessionCallback) {
 	_ = c.RunEventLoopContext(context.Background(), newSession)
 }
@@ -120,12 +132,16 @@ func (c *client) RunEventLoopContext(ctx context.Context, newSession NewSessionC
 		return nil
 	case <-c.done:
 		return ErrClientClosed
+	case <-c.cfg.wait():
+		return fmt.Errorf("%w (%s client of %s)", c.cfg.get(), c.typ, c.opts.addr)
 	case <-ctx.Done():
 		c.mu.Lock()
 		last := c.lastErr
 		c.mu.Unlock()
 		if last != nil {
-			return fmt.Errorf("%w (last dial error: %v)", ctx.Err(), last)
+			// Both wrapped: errors.Is(err, context.DeadlineExceeded),
+			// errors.As(err, **net.OpError), errors.Is(err, syscall.ECONNREFUSED).
+			return fmt.Errorf("%w (last dial error: %w)", ctx.Err(), last)
 		}
 		return ctx.Err()
 	}
@@ -153,6 +169,7 @@ func (c *client) slot(newSession NewSessionCallback) {
 			c.mu.Lock()
 			c.lastErr = err
 			c.mu.Unlock()
+			c.noteDialError(err)
 		}
 		if c.closed.Load() {
 			return
@@ -194,10 +211,10 @@ func (c *client) sleep(d time.Duration) bool {
 }
 
 func (c *client) giveUp(err error) {
-	log().Errorf("getty: %s client: %v", c.typ, err)
+	c.log(slog.LevelError, "getty: client gave up reconnecting", slog.String("addr", c.opts.addr), slog.String(logKeyError, err.Error()))
 	if h := c.opts.errorHandler; h != nil {
-		if perr := protect("the client error handler", func() { h(c, err) }); perr != nil {
-			log().Errorf("getty: panic in client error handler: %v", perr.(*PanicError).Value)
+		if perr := protect("client error handler", func() { h(c, err) }); perr != nil {
+			c.log(slog.LevelError, "getty: panic in the client error handler", errAttrs(perr)...)
 		}
 	}
 }

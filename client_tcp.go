@@ -27,7 +27,7 @@ func (c *client) dialTCP(ctx context.Context) (transport, error) {
 	cfg, err := c.clientTLSConfig()
 	if err != nil {
 		conn.Close()
-		return nil, err
+		return nil, asConfigError(err)
 	}
 	// Handshake here, so a rejected certificate is a dial error the slot
 	// reports (lastErr, ErrReconnectGaveUp) rather than a silent refusal.

@@ -87,7 +87,7 @@ func (c *client) wsTLSConfig() (*tls.Config, error) {
 func (c *client) dialWS(ctx context.Context) (transport, error) {
 	u, err := c.wsURL()
 	if err != nil {
-		return nil, err
+		return nil, asConfigError(err)
 	}
 	d := websocket.Dialer{
 		HandshakeTimeout:  c.opts.dialTimeout,
@@ -97,7 +97,7 @@ func (c *client) dialWS(ctx context.Context) (transport, error) {
 	}
 	if u.Scheme == "wss" {
 		if d.TLSClientConfig, err = c.wsTLSConfig(); err != nil {
-			return nil, err
+			return nil, asConfigError(err)
 		}
 	}
 	ws, resp, err := d.DialContext(ctx, u.String(), nil)

@@ -1,6 +1,7 @@
 package getty
 
 import (
+	"log/slog"
 	"net"
 	"time"
 )
@@ -146,6 +147,11 @@ type messageSession interface {
 	UpdateActive()
 	// countDrop counts a datagram dropped without reaching OnMessage.
 	countDrop()
+	// debugEnabled reports whether log would write at debug level, so that
+	// a flood of bad datagrams builds no log attributes for nothing.
+	debugEnabled() bool
+	// log writes a line with the session's attributes (see logattrs.go).
+	log(level slog.Level, msg string, err error, attrs ...slog.Attr)
 	// token names the session in logs.
 	token() string
 	opError(op string, err error) error

@@ -3,6 +3,7 @@ package getty
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
 	"sync"
@@ -117,8 +118,9 @@ func (t *udpTransport) readDatagrams(s messageSession) error {
 		}
 		if n == 0 || n > maxLen || flags&msgTrunc != 0 {
 			s.countDrop()
-			if debugLogging() {
-				log().Debugf("getty: %s: dropped a datagram of %d bytes or more from %v (max %d)", s.token(), n, ap, maxLen)
+			if s.debugEnabled() {
+				s.log(slog.LevelDebug, "getty: datagram dropped: empty, truncated or over the max message length", nil,
+					slog.Int("bytes", n), slog.String("peer", ap.String()), slog.Int("max_msg_len", maxLen))
 			}
 			continue
 		}
@@ -132,8 +134,8 @@ func (t *udpTransport) readDatagrams(s messageSession) error {
 				return err
 			}
 			s.countDrop()
-			if debugLogging() {
-				log().Debugf("getty: dropped a datagram from %v: %v", ap, err)
+			if s.debugEnabled() {
+				s.log(slog.LevelDebug, "getty: datagram dropped", err, slog.String("peer", ap.String()))
 			}
 		}
 	}
@@ -154,8 +156,8 @@ func (t *udpTransport) readErrorIsTransient(s messageSession, err error) bool {
 		// ICMP port unreachable for an earlier write on a connected
 		// socket: the peer may come (back) up, and the next datagrams may
 		// get through. Keep the session.
-		if debugLogging() {
-			log().Debugf("getty: %s: %v (ignored)", s.token(), err)
+		if s.debugEnabled() {
+			s.log(slog.LevelDebug, "getty: ICMP port unreachable ignored", err)
 		}
 	default:
 		return false

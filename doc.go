@@ -8,14 +8,64 @@
 //
 // # Overview
 //
+// A server's whole life in main: Serve on its own goroutine, wait for a
+// signal, Shutdown with a deadline, and only then return. Serve returns
+// ErrServerClosed as soon as Shutdown starts, so main waits for Shutdown,
+// not for Serve.
+//
+//	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+//	defer stop()
 //	server := getty.NewTCPServer(getty.WithLocalAddress("127.0.0.1:8090"))
-//	server.RunEventLoop(func(s getty.Session) error {
-//		s.SetPkgHandler(&getty.LengthFieldCodec{}) // bytes <-> packages
-//		s.SetEventListener(handler)                // OnOpen, OnMessage, OnCron, OnError, OnClose
-//		s.SetCronPeriod(20_000)                    // ms
-//		return nil
-//	})
-//	defer server.Close()
+//	served := make(chan error, 1)
+//	go func() {
+//		served <- server.Serve(func(s getty.Session) error {
+//			s.SetPkgHandler(&getty.LengthFieldCodec{}) // bytes <-> packages (required)
+//			s.SetEventListener(handler)                // OnOpen, OnMessage, OnCron, OnError, OnClose
+//			s.SetCronPeriod(20_000)                    // milliseconds
+//			return nil
+//		})
+//	}()
+//	select {
+//	case err := <-served: // could not listen
+//		log.Fatal(err)
+//	case <-ctx.Done(): // Ctrl-C or SIGTERM
+//	}
+//	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+//	defer cancel()
+//	if err := server.Shutdown(shutdownCtx); err != nil {
+//		log.Print(err) // the deadline cut some sessions off
+//	}
+//	<-served // ErrServerClosed
+//
+// RunEventLoop, upstream's entry point, starts the server in the
+// background and returns at once: it suits a program that has its own way
+// to keep main alive, not a main that returns right after it.
+//
+// # Defaults that surprise
+//
+//	max message length    4096 bytes (Session.SetMaxMsgLen); a longer package closes the session
+//	read timeout          1 s for the rest of a started package (SetReadTimeout); idle is free
+//	write timeout         1 s per write (SetWriteTimeout, or WritePkg's timeout)
+//	cron period           60 s, in MILLISECONDS: SetCronPeriod(int(time.Second)) is 11.6 days
+//	reconnect interval    300 ms, in NANOSECONDS: WithReconnectInterval(300) is 300 ns
+//	local address         "" means all interfaces on a random port (WithLocalAddress)
+//	logging               WARN and above, text on stderr (SetLogger, WithServerLogger)
+//
+// The units are upstream's and stay for compatibility; a cron period over a
+// day or a reconnect interval under a microsecond is logged at WARN with
+// what it will be taken as.
+//
+// # Mistakes are logged
+//
+// At the default level getty reports, at WARN, what would otherwise fail in
+// silence: a session set up without a codec (ErrNoCodec, once per
+// endpoint; a client's RunEventLoopContext also returns it, as it does a
+// client with no address or a TLS setup that cannot be built), and a session
+// ended by an error that no OnError handled, i.e. OnError left to
+// BaseListener (at most one line a second per endpoint). Lines carry
+// attributes (endpoint, session_id, session, remote_addr, error, stack);
+// WithServerLogger and WithClientLogger give an endpoint its own
+// *slog.Logger.
 //
 // # Endpoints
 //

@@ -48,6 +48,11 @@ type endpoint struct {
 	// when it has ended (after OnClose); the client keeps its pool with them.
 	onOpen func(*session)
 	onEnd  func(*session)
+	// onConfigError, when set, learns of a session refused for a
+	// configuration mistake (ErrNoCodec); the client reports it.
+	onConfigError func(error)
+
+	elog epLog // logger, warn-once keys, rate limit (logattrs.go)
 
 	counters endpointCounters
 

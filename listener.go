@@ -69,8 +69,9 @@ func (BaseListener) OnOpen(Session) error { return nil }
 // OnClose does nothing.
 func (BaseListener) OnClose(Session) {}
 
-// OnError does nothing.
-func (BaseListener) OnError(Session, error) {}
+// OnError does nothing, and so leaves the error unhandled: getty logs it at
+// WARN (rate-limited). Override OnError to handle or silence it.
+func (BaseListener) OnError(s Session, _ error) { markUnhandled(s) }
 
 // OnCron does nothing.
 func (BaseListener) OnCron(Session) {}

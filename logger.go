@@ -196,10 +196,3 @@ func (nopLogger) Infof(string, ...any)  {}
 func (nopLogger) Warnf(string, ...any)  {}
 func (nopLogger) Errorf(string, ...any) {}
 func (nopLogger) Debugf(string, ...any) {}
-
-// debugLogging reports whether debug lines are written, so that a flood of
-// bad datagrams does not build log arguments for nothing.
-func debugLogging() bool {
-	l, ok := log().(interface{ Enabled(LoggerLevel) bool })
-	return !ok || l.Enabled(LoggerLevelDebug)
-}

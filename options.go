@@ -1,6 +1,7 @@
 package getty
 
 import (
+	"log/slog"
 	"time"
 
 	gxsync "github.com/dubbogo/gost/sync"
@@ -32,6 +33,8 @@ type ServerOptions struct {
 	// limits
 	maxConns         int
 	handshakeTimeout time.Duration
+
+	logger *slog.Logger // WithServerLogger
 }
 
 // dispatchConfig is the dispatch part of server and client options, which
@@ -167,6 +170,8 @@ type ClientOptions struct {
 	maxReconnectInterval time.Duration
 	dialTimeout          time.Duration
 	errorHandler         func(Client, error)
+
+	logger *slog.Logger // WithClientLogger
 }
 
 // WithServerAddress sets the address a client connects to: "host:port" for
@@ -184,6 +189,8 @@ func WithConnectionNumber(n int) ClientOption {
 // WithReconnectInterval sets the first wait, in nanoseconds (upstream's
 // unit), before redialing a lost session; later waits double with jitter up
 // to WithMaxReconnectInterval. Default (and for values <= 0): 300 ms.
+// Mind the unit: WithReconnectInterval(300) is 300 ns, not ms; a value under
+// a microsecond is logged at WARN. Pass int(300 * time.Millisecond).
 func WithReconnectInterval(ns int) ClientOption {
 	return func(o *ClientOptions) { o.reconnectInterval = ns }
 }
@@ -261,4 +268,20 @@ func WithClientSslEnabled(sslEnabled bool) ClientOption {
 // usually a *ClientTlsConfigBuilder.
 func WithClientTlsConfigBuilder(b TlsConfigBuilder) ClientOption {
 	return func(o *ClientOptions) { o.tlsConfigBuilder = b }
+}
+
+// WithServerLogger sends the server's log lines, with their attributes
+// (endpoint, session_id, session, remote_addr, error, stack), to l instead
+// of the process-wide logger. Default: nil, the logger set with SetLogger
+// (log/slog text on stderr at WARN unless replaced). getty never logs per
+// packet.
+func WithServerLogger(l *slog.Logger) ServerOption {
+	return func(o *ServerOptions) { o.logger = l }
+}
+
+// WithClientLogger sends the client's log lines to l instead of the
+// process-wide logger (see WithServerLogger). Default: nil, the logger set
+// with SetLogger.
+func WithClientLogger(l *slog.Logger) ClientOption {
+	return func(o *ClientOptions) { o.logger = l }
 }

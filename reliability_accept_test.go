@@ -157,7 +157,8 @@ func TestReliabAcceptErrors(t *testing.T) {
 			if strings.Contains(l, "accept") {
 				n++
 				last = logAt[i]
-				if _, b, ok := strings.Cut(l, "retrying in "); ok {
+				if _, b, ok := strings.Cut(l, `retry_in="`); ok {
+					b, _, _ = strings.Cut(b, `"`)
 					backoffs = append(backoffs, b)
 				}
 			}

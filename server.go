@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"log/slog"
 	"net"
 	"strings"
 	"sync"
@@ -14,17 +15,32 @@ import (
 type Server interface {
 	EndPoint
 	// Serve listens and serves on the calling goroutine until the server
-	// is closed; it returns the listen or accept error that stopped it, or
-	// ErrServerClosed after Close or Shutdown.
+	// is closed, calling newSession for every new session. Serve always
+	// returns a non-nil error: the listen error (address in use, bad TLS
+	// configuration) at once, or after Close or Shutdown ErrServerClosed.
+	// Accept errors such as descriptor exhaustion are retried with backoff.
+	//
+	// When Shutdown is called, Serve returns ErrServerClosed at once, while
+	// the sessions are still closing: make sure the program does not exit
+	// then, but waits for Shutdown to return (see Example (Lifecycle)).
 	Serve(newSession NewSessionCallback) error
 	// Shutdown stops accepting, closes every session gracefully (accepted
 	// writes are flushed, queued messages still reach OnMessage) and waits
 	// until they are gone or ctx ends; then it returns ctx.Err(), with the
-	// sessions closed but their callbacks possibly still running.
+	// sessions closed but their callbacks possibly still running. It
+	// returns nil once every session has ended and every OnClose has run.
+	// Serve returns ErrServerClosed as soon as Shutdown starts: wait for
+	// Shutdown, not for Serve, before the program exits.
 	Shutdown(ctx context.Context) error
 	// Addr returns the address the server listens on, or nil before it
 	// listens.
 	Addr() net.Addr
+	// Sessions returns a snapshot of the open sessions (OnOpen succeeded,
+	// not closing), e.g. for a broadcast. Safe for concurrent use while
+	// sessions come and go.
+	Sessions() []Session
+	// SessionCount returns how many sessions are open, as Sessions would.
+	SessionCount() int
 }
 
 // StreamServer is a server over a stream listener (TCP, TLS, WebSocket).
@@ -68,6 +84,7 @@ func newServer(typ EndPointType, name string, opts []ServerOption) *server {
 		s.opts.handshakeTimeout = defaultHandshakeTimeout
 	}
 	s.endpoint = newEndpoint(s, typ, name, s.opts.dispatchConfig)
+	s.endpoint.elog.logger = s.opts.logger
 	return s
 }
 
@@ -112,7 +129,7 @@ func (s *server) listen() (net.Listener, error) {
 func (s *server) RunEventLoop(newSession NewSessionCallback) {
 	ln, err := s.listen()
 	if err != nil {
-		log().Errorf("getty: %s server %s: %v", s.typ, s.opts.addr, err)
+		s.log(slog.LevelError, "getty: server cannot listen; closed (Serve returns this error)", slog.String("addr", s.opts.addr), slog.String(logKeyError, err.Error()))
 		s.mu.Lock()
 		s.serveErr = err
 		s.mu.Unlock()
@@ -123,7 +140,7 @@ func (s *server) RunEventLoop(newSession NewSessionCallback) {
 	go func() {
 		defer s.loops.Done()
 		if err := s.serveLn(ln, newSession); err != nil && !s.closed.Load() {
-			log().Errorf("getty: %s server %s: %v", s.typ, ln.Addr(), err)
+			s.log(slog.LevelError, "getty: server stopped serving", slog.String("addr", ln.Addr().String()), slog.String(logKeyError, err.Error()))
 		}
 	}()
 }

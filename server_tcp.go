@@ -3,6 +3,7 @@ package getty
 import (
 	"crypto/tls"
 	"errors"
+	"log/slog"
 	"net"
 	"time"
 )
@@ -28,7 +29,7 @@ func (s *server) acceptLoop(ln net.Listener, cb NewSessionCallback) error {
 				return nil
 			}
 			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-			log().Warnf("getty: %s server %s: accept: %v; retrying in %v", s.typ, ln.Addr(), err, backoff)
+			s.log(slog.LevelWarn, "getty: accept failed; retrying", slog.String("addr", ln.Addr().String()), slog.String(logKeyError, err.Error()), slog.Duration("retry_in", backoff))
 			t := time.NewTimer(backoff)
 			select {
 			case <-t.C:
@@ -40,7 +41,7 @@ func (s *server) acceptLoop(ln net.Listener, cb NewSessionCallback) error {
 		}
 		backoff = 0
 		if s.opts.maxConns > 0 && s.count() >= s.opts.maxConns {
-			log().Warnf("getty: %s server %s: refusing %s: %d sessions open", s.typ, ln.Addr(), c.RemoteAddr(), s.opts.maxConns)
+			s.log(slog.LevelWarn, "getty: connection refused: WithServerMaxConnections reached", slog.String(logKeyRemoteAddr, c.RemoteAddr().String()), slog.Int("max_connections", s.opts.maxConns))
 			c.Close()
 			continue
 		}

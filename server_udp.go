@@ -3,6 +3,7 @@ package getty
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"sync"
 )
@@ -108,7 +109,7 @@ func (u *udpEndpoint) closeSocket() {
 func (u *udpEndpoint) RunEventLoop(newSession NewSessionCallback) {
 	pc, err := u.bind()
 	if err != nil {
-		log().Errorf("getty: %s %s: %v", u.typ, u.opts.addr, err)
+		u.log(slog.LevelError, "getty: UDP endpoint cannot bind (Serve returns this error)", slog.String("addr", u.opts.addr), slog.String(logKeyError, err.Error()))
 		if !u.isRunning() {
 			u.mu.Lock()
 			u.serveErr = err
@@ -160,16 +161,16 @@ func (u *udpEndpoint) run(pc *net.UDPConn, cb NewSessionCallback) error {
 	case cbErr != nil:
 		err = fmt.Errorf("getty: %s %s: new-session callback: %w", u.typ, pc.LocalAddr(), cbErr)
 	case !s.opened.Load() && s.reader == nil:
-		err = fmt.Errorf("getty: %s %s: the new-session callback set no Reader", u.typ, pc.LocalAddr())
+		err = fmt.Errorf("getty: %s %s: %w", u.typ, pc.LocalAddr(), ErrNoCodec)
 	case !s.opened.Load():
 		err = fmt.Errorf("getty: %s %s: OnOpen refused the session", u.typ, pc.LocalAddr())
 	default:
 		err = s.endErr()
 	}
 	if err != nil {
-		log().Errorf("%v; closing the endpoint", err)
+		u.log(slog.LevelError, "getty: UDP session ended; closing the endpoint", slog.String(logKeyError, err.Error()))
 	} else {
-		log().Infof("getty: %s %s: session closed; closing the endpoint", u.typ, pc.LocalAddr())
+		u.log(slog.LevelInfo, "getty: UDP session closed; closing the endpoint", slog.String("addr", pc.LocalAddr().String()))
 		err = ErrServerClosed
 	}
 	u.mu.Lock()

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	stdlog "log"
+	"log/slog"
 	"net"
 	"net/http"
 	"strings"
@@ -99,7 +100,8 @@ func (w *wsServer) checkOrigin(r *http.Request) bool {
 }
 
 func (w *wsServer) upgradeError(rw http.ResponseWriter, r *http.Request, status int, reason error) {
-	log().Infof("getty: %s server: upgrade from %s refused (%d): %v", w.srv.typ, r.RemoteAddr, status, reason)
+	w.srv.log(slog.LevelInfo, "getty: WebSocket upgrade refused", slog.String(logKeyRemoteAddr, r.RemoteAddr),
+		slog.Int("status", status), slog.String(logKeyError, reason.Error()))
 	http.Error(rw, http.StatusText(status), status)
 }
 
@@ -129,7 +131,7 @@ func (w *wsServer) serveHTTP(ln net.Listener, cb NewSessionCallback) error {
 		ReadHeaderTimeout: timeout, // also bounds the TLS handshake
 		IdleTimeout:       timeout,
 		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          stdlog.New(httpLogWriter{w.srv.typ}, "", 0),
+		ErrorLog:          stdlog.New(httpLogWriter{w.srv.endpoint}, "", 0),
 		// No HTTP/2: a WebSocket upgrade needs HTTP/1.1.
 		TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){},
 	}
@@ -186,7 +188,8 @@ func (w *wsServer) handler(cb NewSessionCallback) http.Handler {
 		defer w.handlers.Done()
 
 		if limit := w.srv.opts.maxConns; limit > 0 && w.srv.count() >= limit {
-			log().Warnf("getty: %s server: refusing %s: %d sessions open", w.srv.typ, r.RemoteAddr, limit)
+			w.srv.log(slog.LevelWarn, "getty: connection refused: WithServerMaxConnections reached",
+				slog.String(logKeyRemoteAddr, r.RemoteAddr), slog.Int("max_connections", limit))
 			http.Error(rw, http.StatusText(http.StatusServiceUnavailable), http.StatusServiceUnavailable)
 			return
 		}
@@ -246,10 +249,10 @@ func (w *wsServer) tlsConfig() (*tls.Config, error) {
 
 // httpLogWriter sends the HTTP server's own messages (TLS handshake
 // failures, mostly) to getty's logger at info level.
-type httpLogWriter struct{ typ EndPointType }
+type httpLogWriter struct{ e *endpoint }
 
 func (l httpLogWriter) Write(p []byte) (int, error) {
-	log().Infof("getty: %s server: %s", l.typ, bytes.TrimSpace(p))
+	l.e.log(slog.LevelInfo, "getty: HTTP server: "+string(bytes.TrimSpace(p)))
 	return len(p), nil
 }
 
@@ -257,8 +260,8 @@ func (l httpLogWriter) Write(p []byte) (int, error) {
 // refuses that upgrade and is logged.
 func callOriginCheck(ok func(string) bool, origin string) (accept bool) {
 	if err := protect("the WebSocket origin check", func() { accept = ok(origin) }); err != nil {
-		pe := err.(*PanicError)
-		log().Errorf("getty: panic in the WebSocket origin check for %q: %v\n%s", origin, pe.Value, pe.Stack)
+		globalLog(slog.LevelError, "getty: panic in the WebSocket origin check; upgrade refused",
+			append([]slog.Attr{slog.String("origin", origin)}, errAttrs(err)...))
 		return false
 	}
 	return accept

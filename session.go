@@ -2,6 +2,7 @@ package getty
 
 import (
 	"fmt"
+	"log/slog"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -44,7 +45,9 @@ type Session interface {
 	SetReader(Reader)
 	SetWriter(Writer)
 	// SetCronPeriod sets the OnCron period in milliseconds, at any time.
-	// Default 60000; values <= 0 are ignored.
+	// Default 60000; values <= 0 are ignored. Mind the unit:
+	// SetCronPeriod(int(time.Second)) means 11.6 days, and a period over a
+	// day is logged at WARN.
 	SetCronPeriod(int)
 	// SetWaitTime bounds how long Close waits to flush what was accepted
 	// for writing. Default 3 s; values <= 0 are ignored.
@@ -132,13 +135,14 @@ type session struct {
 	cronBusy atomic.Bool
 
 	// life cycle
-	opened  atomic.Bool // OnOpen succeeded: OnClose is owed
-	ended   atomic.Bool // end ran: counted in the endpoint's totals
-	closing atomic.Bool
-	errMu   sync.Mutex
-	err     error // the error that ends the session; nil for an orderly close
-	endOnce sync.Once
-	endDone chan struct{}
+	opened    atomic.Bool // OnOpen succeeded: OnClose is owed
+	ended     atomic.Bool // end ran: counted in the endpoint's totals
+	closing   atomic.Bool
+	unhandled atomic.Bool // BaseListener.OnError saw the ending error
+	errMu     sync.Mutex
+	err       error // the error that ends the session; nil for an orderly close
+	endOnce   sync.Once
+	endDone   chan struct{}
 
 	// read buffer and stream state, owned by the reader goroutine
 	rbuf *[]byte
@@ -208,6 +212,7 @@ func (s *session) SetCronPeriod(ms int) {
 	if ms <= 0 {
 		return
 	}
+	s.checkCronPeriod(ms)
 	d := time.Duration(ms) * time.Millisecond
 	if s.cronPeriod.Swap(int64(d)) != int64(d) && s.opened.Load() {
 		s.armCron()
@@ -247,7 +252,7 @@ func (s *session) ID() uint32 { return s.id }
 
 func (s *session) SetCompressType(c CompressType) {
 	if !s.tr.setCompress(c) {
-		log().Warnf("getty: %s: compression %d not supported here", s.token(), c)
+		s.log(slog.LevelWarn, "getty: compression not supported on this transport", nil, slog.Int("compress_type", int(c)))
 	}
 }
 

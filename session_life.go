@@ -2,6 +2,8 @@ package getty
 
 import (
 	"errors"
+	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/getty-go/getty/internal/bufpool"
@@ -28,20 +30,20 @@ func (s *session) run(newSession NewSessionCallback) {
 func (s *session) setup(newSession NewSessionCallback) bool {
 	if h, ok := s.tr.(handshaker); ok {
 		if err := h.handshake(); err != nil {
-			log().Infof("getty: %s: handshake: %v", s.token(), err)
+			s.log(slog.LevelInfo, "getty: handshake failed", err)
 			s.abandon()
 			return false
 		}
 	}
 	if err := callNewSession(newSession, s); err != nil {
 		s.notePanic(err)
-		log().Infof("getty: %s: new-session callback: %v", s.token(), err)
+		s.setupFailed("NewSessionCallback", err)
 		s.abandon()
 		return false
 	}
 	if err := s.open(); err != nil {
 		s.notePanic(err)
-		log().Infof("getty: %s: not opened: %v", s.token(), err)
+		s.setupFailed("OnOpen", err)
 		s.abandon()
 		if s.mbox != nil {
 			s.mbox.Close(nil)
@@ -61,7 +63,7 @@ func (s *session) abandon() {
 // callNewSession calls the new-session callback, refusing a nil one.
 func callNewSession(cb NewSessionCallback, s Session) (err error) {
 	if cb == nil {
-		return errors.New("getty: nil NewSessionCallback")
+		return fmt.Errorf("%w (the NewSessionCallback is nil)", ErrNoCodec)
 	}
 	defer recoverAs("NewSessionCallback", &err)
 	return cb(s)
@@ -77,7 +79,7 @@ func (s *session) notePanic(err error) {
 
 func (s *session) open() (err error) {
 	if s.reader == nil {
-		return errors.New("getty: the session has no Reader (call SetPkgHandler or SetReader)")
+		return ErrNoCodec
 	}
 	if s.listener == nil {
 		s.listener = BaseListener{}
@@ -133,7 +135,7 @@ func (s *session) closeWith(err error) {
 	}
 	s.stopCron()
 	if err := s.tr.shutdown(time.Now().Add(time.Duration(s.waitTime.Load())), s.endErr()); err != nil {
-		log().Debugf("getty: %s: flush on close: %v", s.token(), err)
+		s.log(slog.LevelDebug, "getty: flush on close", err)
 	}
 	// The reader notices the closed socket and ends the session; end
 	// never runs here, since Close may be called from a callback that end
@@ -192,12 +194,7 @@ func (s *session) end() {
 			s.ep.noteEnd(s, err)
 		}
 		if err != nil {
-			if errors.Is(err, ErrPanic) {
-				// As upstream, a recovered panic is logged, whatever
-				// OnError does with it.
-				log().Errorf("%v", err)
-			}
-			s.callback("OnError", func() { s.listener.OnError(s, err) })
+			s.reportEnd(err) // OnError; logs a panic, or an error nobody handled
 		}
 		s.callback("OnClose", func() { s.listener.OnClose(s) })
 		if s.ep != nil && s.ep.onEnd != nil {
@@ -213,8 +210,7 @@ func (s *session) callback(name string, f func()) {
 		if s.ep != nil {
 			s.ep.counters.panics.Add(1)
 		}
-		pe := err.(*PanicError)
-		log().Errorf("getty: %s: panic in %s: %v\n%s", s.token(), name, pe.Value, pe.Stack)
+		s.log(slog.LevelError, "getty: panic in "+name, err)
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -93,9 +94,22 @@ func (p *printer) printf(format string, args ...any) {
 
 var lines = &getty.DelimiterCodec{} // "\n"-terminated lines: try it with nc
 
+// logger is the echo server's own logger (getty.WithServerLogger): getty's
+// lines on stderr, without the time and without the stack of a recovered
+// panic, which the handler's OnError prints briefly instead.
+var logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{
+	ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+		if a.Key == slog.TimeKey || a.Key == "stack" {
+			return slog.Attr{}
+		}
+		return a
+	},
+}))
+
 // startEcho starts the echo server on addr.
 func startEcho(addr string, p *printer) (getty.Server, error) {
-	server := getty.NewTCPServer(getty.WithLocalAddress(addr), getty.WithServerWorkerPool(2))
+	server := getty.NewTCPServer(getty.WithLocalAddress(addr), getty.WithServerWorkerPool(2),
+		getty.WithServerLogger(logger))
 	server.RunEventLoop(func(s getty.Session) error {
 		s.SetPkgHandler(lines)
 		s.SetEventListener(lineEcho{p: p})
