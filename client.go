@@ -106,8 +106,8 @@ func NewTCPClient(opts ...ClientOption) Client {
 }
 
 func (c *client) dialTCP(ctx context.Context) (transport, error) {
-	d := net.Dialer{Timeout: c.opts.dialTimeout}
-	conn, err := d.DialContext(ctx, "tcp", c.opts.addr)
+	network, addr := splitNetwork(c.opts.addr)
+	conn, err := c.dialConn(ctx, network, addr) // dial.go
 	if err != nil {
 		return nil, err
 	}

@@ -1,6 +1,7 @@
 package getty
 
 import (
+	"net"
 	"time"
 
 	gxsync "github.com/dubbogo/gost/sync"
@@ -36,6 +37,8 @@ type ServerOptions struct {
 	// limits
 	maxConns         int
 	handshakeTimeout time.Duration
+
+	listenOptions // WithListener, WithProxyProtocol (listen.go)
 }
 
 // WithLocalAddress sets the address to listen on, "host:port". A port of 0
@@ -166,6 +169,8 @@ type ClientOptions struct {
 	maxReconnectInterval time.Duration
 	dialTimeout          time.Duration
 	errorHandler         func(Client, error)
+
+	dialOptions // WithDialContext (dial.go)
 }
 
 // WithServerAddress sets the address a client connects to: "host:port" for
@@ -261,3 +266,59 @@ func WithClientSslEnabled(sslEnabled bool) ClientOption {
 func WithClientTlsConfigBuilder(b TlsConfigBuilder) ClientOption {
 	return func(o *ClientOptions) { o.tlsConfigBuilder = b }
 }
+
+// WithListener makes a server serve on a listener you made instead of
+// listening on WithLocalAddress (which is then ignored): a socket from
+// systemd socket activation or from the previous process in a zero-downtime
+// restart (net.FileListener), or a listener you wrapped. The server owns it
+// from then on: Close and Shutdown close it, and so does a Serve that fails
+// to start. TLS (WithServerSslEnabled) and WebSocket servers wrap it as they
+// wrap their own. A UDP endpoint refuses it (Serve returns an error).
+// Default: none; the server listens itself.
+func WithListener(ln net.Listener) ServerOption {
+	return func(o *ServerOptions) { o.listener = ln }
+}
+
+// WithProxyProtocol makes a TCP server (TLS and Unix sockets included) read
+// a PROXY protocol header, version 1 or 2, at the start of every connection
+// from a trusted proxy, before the TLS handshake and before the
+// new-session callback. The session's RemoteAddr and Stat then show the
+// client the proxy relayed, ProxyHeaderOf returns the whole header, and
+// Conn is still the *net.TCPConn (or *tls.Conn, *net.UnixConn) to the
+// proxy.
+//
+// Security: only a connection from an address in p.Trusted may name
+// another address. Its header must arrive within WithServerHandshakeTimeout
+// and fit the spec's sizes (107 bytes for version 1; getty allows 4 KiB for
+// version 2), or the connection is closed before any callback. A connection
+// from any other address is served as itself; if its first bytes are a
+// PROXY header anyway (a forged one), its session ends with an error
+// matching ErrProxyHeaderUntrusted before the Reader sees them. Bad
+// settings are returned by Serve (RunEventLoop logs them). WebSocket
+// servers do not support it yet: their Serve returns an error.
+//
+// Default: no PROXY protocol; every byte is the application's.
+func WithProxyProtocol(p ProxyProtocol) ServerOption {
+	return func(o *ServerOptions) {
+		p.Trusted = append([]string(nil), p.Trusted...)
+		o.proxy = &p
+	}
+}
+
+// WithDialContext makes a client open every connection with dial instead
+// of a net.Dialer: through a proxy, from a chosen source address, over a
+// test's fault injector. network and addr are what the client would dial:
+// ("tcp", "host:port"), ("unix", "/path") for a "unix:" address, ("udp",
+// ...) for a UDP client, and the host:port of the URL for WebSocket (whose
+// TLS and upgrade getty then runs over the returned connection). TLS runs
+// over the returned connection too.
+//
+// ctx ends when the dial timeout (WithDialTimeout) passes or the client is
+// closed; dial must give up then. A connection it returns after ctx ended is
+// closed and the dial counts as failed. A UDP client needs a *net.UDPConn
+// back. A panic in dial is recovered and counted as a failed dial. Default:
+// a net.Dialer.
+func WithDialContext(dial DialContextFunc) ClientOption {
+	return func(o *ClientOptions) { o.dialer = dial }
+}
+

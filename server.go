@@ -127,9 +127,9 @@ func (s *server) listen() (net.Listener, error) {
 		}
 		s.tlsCfg = cfg
 	}
-	ln, err := net.Listen("tcp", listenAddr(s.opts.addr))
+	ln, err := s.listenStream() // listen.go: unix:, WithListener, WithProxyProtocol
 	if err != nil {
-		return nil, fmt.Errorf("getty: listen: %w", err)
+		return nil, err
 	}
 	s.ln = ln
 	return ln, nil
@@ -195,7 +195,7 @@ func (s *server) acceptLoop(ln net.Listener, cb NewSessionCallback) error {
 			c.Close()
 			continue
 		}
-		s.start(s.newStreamTransport(c), cb)
+		s.start(s.withProxy(c, s.newStreamTransport(c)), cb)
 	}
 }
 

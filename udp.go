@@ -96,6 +96,9 @@ func (u *udpEndpoint) bind() (*net.UDPConn, error) {
 	if u.bound {
 		return nil, errors.New("getty: UDP endpoint already running")
 	}
+	if err := u.checkPacketOptions(); err != nil { // listen.go
+		return nil, err
+	}
 	pc, err := net.ListenPacket("udp", listenAddr(u.opts.addr))
 	if err != nil {
 		return nil, fmt.Errorf("getty: listen: %w", err)
@@ -235,8 +238,7 @@ func NewUDPClient(opts ...ClientOption) Client {
 }
 
 func (u *udpClient) dialUDP(ctx context.Context) (transport, error) {
-	d := net.Dialer{Timeout: u.opts.dialTimeout}
-	conn, err := d.DialContext(ctx, "udp", u.opts.addr)
+	conn, err := u.dialConn(ctx, "udp", u.opts.addr) // dial.go
 	if err != nil {
 		return nil, err
 	}
