@@ -321,4 +321,3 @@ func WithProxyProtocol(p ProxyProtocol) ServerOption {
 func WithDialContext(dial DialContextFunc) ClientOption {
 	return func(o *ClientOptions) { o.dialer = dial }
 }
-
