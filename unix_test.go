@@ -156,3 +156,12 @@ func TestUnixSocketUDPRefused(t *testing.T) {
 	assert.Contains(t, err.Error(), "Unix socket")
 	srv.Close()
 }
+
+// The dialer of WithDialContext is asked for ("unix", path).
+func TestDialContextUnixNetwork(t *testing.T) {
+	var d dialLog
+	path := sockPath(t)
+	startServer(t, getty.NewTCPServer(getty.WithLocalAddress("unix:"+path)), withCodec(newRecorder(true)))
+	echoOnce(t, getty.NewTCPClient(getty.WithServerAddress("unix:"+path), getty.WithDialContext(d.dial)), "unix")
+	assert.Equal(t, []string{"unix " + path}, d.calls)
+}
