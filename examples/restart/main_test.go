@@ -77,7 +77,9 @@ func startProgram(t *testing.T) *program {
 // any order.
 func (p *program) expect(t *testing.T, want, except string) string {
 	t.Helper()
-	match := func(l string) bool { return strings.Contains(l, want) && (except == "" || !strings.Contains(l, except)) }
+	match := func(l string) bool {
+		return strings.Contains(l, want) && (except == "" || !strings.Contains(l, except))
+	}
 	for _, l := range p.seen {
 		if match(l) {
 			return l
