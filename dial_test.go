@@ -168,3 +168,11 @@ func TestDialContextMisbehavingDialers(t *testing.T) {
 		assert.ErrorIs(t, err, boom)
 	})
 }
+
+func TestDialContextUDP(t *testing.T) {
+	var d dialLog
+	srv := startServer(t, getty.NewUDPEndPoint(getty.WithLocalAddress("127.0.0.1:0")), withCodec(newRecorder(false)))
+	cli := getty.NewUDPClient(getty.WithServerAddress(srv.Addr().String()), getty.WithDialContext(d.dial))
+	startClient(t, cli, withCodec(newRecorder(false)))
+	assert.Equal(t, []string{"udp " + srv.Addr().String()}, d.calls)
+}
