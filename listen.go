@@ -42,6 +42,16 @@ type listenOptions struct {
 // checks the options of this file first; a given listener is closed when
 // they are wrong, as the server owns it.
 func (s *server) listenStream() (net.Listener, error) {
+	ln, err := s.openListener()
+	if err != nil || s.opts.proxyCfg == nil || s.typ == TCP_SERVER {
+		return ln, err
+	}
+	// WebSocket: the HTTP server reads through the connections' own
+	// header readers (proxyproto_ws.go).
+	return &proxyListener{Listener: ln, cfg: s.opts.proxyCfg, srv: s, typ: s.typ}, nil
+}
+
+func (s *server) openListener() (net.Listener, error) {
 	if err := s.checkListenOptions(); err != nil {
 		if s.opts.listener != nil {
 			s.opts.listener.Close()
@@ -69,8 +79,8 @@ func (s *server) checkListenOptions() error {
 	if s.opts.proxy == nil {
 		return nil
 	}
-	if s.typ != TCP_SERVER {
-		return fmt.Errorf("getty: %s server: WithProxyProtocol is supported by TCP servers only", s.typ)
+	if s.typ != TCP_SERVER && s.typ != WS_SERVER && s.typ != WSS_SERVER {
+		return fmt.Errorf("getty: %s: WithProxyProtocol needs a TCP or WebSocket server", s.typ)
 	}
 	cfg, err := compileProxy(s.opts.proxy)
 	if err != nil {
@@ -86,7 +96,7 @@ func (s *server) checkPacketOptions() error {
 		return fmt.Errorf("getty: %s: WithListener needs a stream server (a UDP endpoint has no listener)", s.typ)
 	}
 	if s.opts.proxy != nil {
-		return fmt.Errorf("getty: %s: WithProxyProtocol needs a TCP server", s.typ)
+		return fmt.Errorf("getty: %s: WithProxyProtocol needs a TCP or WebSocket server", s.typ)
 	}
 	if network, _ := splitNetwork(s.opts.addr); network == "unix" {
 		return fmt.Errorf("getty: %s: Unix socket addresses need a stream server", s.typ)

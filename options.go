@@ -279,23 +279,26 @@ func WithListener(ln net.Listener) ServerOption {
 	return func(o *ServerOptions) { o.listener = ln }
 }
 
-// WithProxyProtocol makes a TCP server (TLS and Unix sockets included) read
-// a PROXY protocol header, version 1 or 2, at the start of every connection
-// from a trusted proxy, before the TLS handshake and before the
-// new-session callback. The session's RemoteAddr and Stat then show the
-// client the proxy relayed, ProxyHeaderOf returns the whole header, and
-// Conn is still the *net.TCPConn (or *tls.Conn, *net.UnixConn) to the
-// proxy.
+// WithProxyProtocol makes a TCP server (TLS and Unix sockets included) or
+// a WebSocket server read a PROXY protocol header, version 1 or 2, at the
+// start of every connection from a trusted proxy, before the TLS handshake
+// and before the new-session callback (or the HTTP upgrade). The session's
+// RemoteAddr and Stat then show the client the proxy relayed, ProxyHeaderOf
+// returns the whole header, and for TCP Conn is still the *net.TCPConn (or
+// *tls.Conn, *net.UnixConn) to the proxy. (A WebSocket session's Conn is
+// the HTTP server's connection: a getty wrapper of the socket whose
+// RemoteAddr is the client, or a *tls.Conn over it.)
 //
 // Security: only a connection from an address in p.Trusted may name
 // another address. Its header must arrive within WithServerHandshakeTimeout
 // and fit the spec's sizes (107 bytes for version 1; getty allows 4 KiB for
 // version 2), or the connection is closed before any callback. A connection
 // from any other address is served as itself; if its first bytes are a
-// PROXY header anyway (a forged one), its session ends with an error
-// matching ErrProxyHeaderUntrusted before the Reader sees them. Bad
-// settings are returned by Serve (RunEventLoop logs them). WebSocket
-// servers do not support it yet: their Serve returns an error.
+// PROXY header anyway (a forged one), its TCP session ends with an error
+// matching ErrProxyHeaderUntrusted before the Reader sees them (a
+// WebSocket server answers it as the malformed HTTP request it is). Bad
+// settings are returned by Serve (RunEventLoop logs them); a UDP endpoint
+// refuses the option.
 //
 // Default: no PROXY protocol; every byte is the application's.
 func WithProxyProtocol(p ProxyProtocol) ServerOption {

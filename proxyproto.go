@@ -33,7 +33,7 @@ var (
 	ErrProxyHeaderUntrusted = fmt.Errorf("%w: sent from an untrusted address", ErrProxyHeader)
 )
 
-// ProxyProtocol configures a stream server (TCP, TLS, Unix socket) behind a
+// ProxyProtocol configures a stream server (TCP, TLS, Unix socket, WebSocket) behind a
 // load balancer that speaks the PROXY protocol, versions 1 and 2 (HAProxy's
 // send-proxy and send-proxy-v2, AWS NLB, GCP, Envoy, nginx). See
 // WithProxyProtocol.
@@ -66,11 +66,11 @@ func ProxyHeaderOf(s Session) (h *ProxyHeader, ok bool) {
 	if !ok {
 		return nil, false
 	}
-	pt, ok := ss.tr.(*proxyTransport)
-	if !ok {
-		return nil, false
+	if pt, ok := ss.tr.(*proxyTransport); ok {
+		h = pt.header.Load()
+	} else {
+		h = wsProxyHeader(ss.tr.conn())
 	}
-	h = pt.header.Load()
 	return h, h != nil
 }
 

@@ -1,6 +1,7 @@
 package getty_test
 
 import (
+	"context"
 	"crypto/tls"
 	"encoding/binary"
 	"errors"
@@ -360,10 +361,8 @@ func TestProxyProtocolConfigErrors(t *testing.T) {
 		{"no trusted", getty.NewTCPServer(getty.WithLocalAddress("127.0.0.1:0"), getty.WithProxyProtocol(getty.ProxyProtocol{})), "without Trusted"},
 		{"bad network", getty.NewTCPServer(getty.WithLocalAddress("127.0.0.1:0"),
 			getty.WithProxyProtocol(getty.ProxyProtocol{Trusted: []string{"10.0.0.0/33"}})), "10.0.0.0/33"},
-		{"websocket", getty.NewWSServer(getty.WithLocalAddress("127.0.0.1:0"),
-			getty.WithProxyProtocol(getty.ProxyProtocol{Trusted: []string{"127.0.0.1"}})), "TCP servers only"},
 		{"udp", getty.NewUDPEndPoint(getty.WithLocalAddress("127.0.0.1:0"),
-			getty.WithProxyProtocol(getty.ProxyProtocol{Trusted: []string{"127.0.0.1"}})), "needs a TCP server"},
+			getty.WithProxyProtocol(getty.ProxyProtocol{Trusted: []string{"127.0.0.1"}})), "needs a TCP or WebSocket server"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.srv.Serve(withCodec(newRecorder(true)))
@@ -504,4 +503,94 @@ func (l *lockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// headerDialer dials for real and sends hdr first, as a proxy would.
+func headerDialer(hdr []byte) getty.DialContextFunc {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		var d net.Dialer
+		c, err := d.DialContext(ctx, network, addr)
+		if err == nil {
+			_, err = c.Write(hdr)
+		}
+		return c, err
+	}
+}
+
+// A WebSocket server reads the header before the HTTP upgrade.
+func TestProxyProtocolWebSocket(t *testing.T) {
+	refusals := make(chan error, 4)
+	seen := make(chan proxySeen, 4)
+	silence(t)
+	srv := startServer(t, getty.NewWSServer(getty.WithLocalAddress("127.0.0.1:0"),
+		getty.WithServerHandshakeTimeout(time.Second),
+		getty.WithProxyProtocol(getty.ProxyProtocol{Trusted: []string{"127.0.0.1"},
+			OnRefused: func(_ net.Addr, err error) { refusals <- err }})),
+		withCodec(newRecorder(true), func(s getty.Session) {
+			h, _ := getty.ProxyHeaderOf(s)
+			seen <- proxySeen{remote: s.RemoteAddr(), stat: s.Stat(), conn: s.Conn(), header: h}
+		}))
+	url := "ws://" + srv.Addr().String() + "/"
+
+	hdr := v2Header(1, tcpAddr("198.51.100.9:40000"), tcpAddr("192.0.2.1:8080"))
+	echoOnce(t, getty.NewWSClient(getty.WithServerAddress(url), getty.WithDialContext(headerDialer(hdr))), "ws behind a proxy")
+	s := <-seen
+	assert.Equal(t, "198.51.100.9:40000", s.remote)
+	assert.Contains(t, s.stat, "198.51.100.9:40000")
+	require.NotNil(t, s.header)
+	assert.Equal(t, 2, s.header.Version)
+
+	// A malformed header: refused before the upgrade, the client's dial fails.
+	gaveUp := make(chan error, 1)
+	bad := getty.NewWSClient(getty.WithServerAddress(url), getty.WithDialContext(headerDialer([]byte("PROXY TCP4 x\r\n"))),
+		getty.WithReconnectAttempts(1), getty.WithClientErrorHandler(func(_ getty.Client, err error) { gaveUp <- err }))
+	defer bad.Close()
+	bad.Start(withCodec(newRecorder(false)))
+	select {
+	case err := <-refusals:
+		assert.ErrorIs(t, err, getty.ErrProxyHeader)
+		assert.Contains(t, err.Error(), "want protocol, two addresses")
+	case <-time.After(5 * time.Second):
+		t.Fatal("no refusal within 5s")
+	}
+	select {
+	case err := <-gaveUp:
+		assert.ErrorIs(t, err, getty.ErrReconnectGaveUp)
+	case <-time.After(5 * time.Second):
+		t.Fatal("the refused client did not give up within 5s")
+	}
+	select {
+	case s := <-seen:
+		t.Fatalf("a refused connection got a session: %+v", s)
+	default:
+	}
+}
+
+// WSS: the header comes before the TLS handshake.
+func TestProxyProtocolWebSocketTLS(t *testing.T) {
+	set := testcert.New(t)
+	seen := make(chan proxySeen, 4)
+	silence(t)
+	srv := startServer(t, getty.NewWSSServer(getty.WithLocalAddress("127.0.0.1:0"),
+		getty.WithWebsocketServerCert(set.Server.Cert), getty.WithWebsocketServerPrivateKey(set.Server.Key),
+		getty.WithProxyProtocol(getty.ProxyProtocol{Trusted: []string{"127.0.0.1"}})),
+		withCodec(newRecorder(true), func(s getty.Session) {
+			h, _ := getty.ProxyHeaderOf(s)
+			seen <- proxySeen{remote: s.RemoteAddr(), conn: s.Conn(), header: h}
+		}))
+	hdr := []byte("PROXY TCP6 2001:db8::7 2001:db8::1 4242 443\r\n")
+	echoOnce(t, getty.NewWSSClient(getty.WithServerAddress("wss://localhost:"+portOf(srv.Addr())+"/"),
+		getty.WithRootCertificateFile(set.CA), getty.WithDialContext(func(ctx context.Context, network, _ string) (net.Conn, error) {
+			return headerDialer(hdr)(ctx, network, srv.Addr().String())
+		})), "wss behind a proxy")
+	s := <-seen
+	assert.Equal(t, "[2001:db8::7]:4242", s.remote)
+	assert.IsType(t, &tls.Conn{}, s.conn)
+	require.NotNil(t, s.header)
+	assert.Equal(t, 1, s.header.Version)
+}
+
+func portOf(a net.Addr) string {
+	_, p, _ := net.SplitHostPort(a.String())
+	return p
 }
