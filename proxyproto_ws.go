@@ -12,9 +12,9 @@ import (
 // connection's own goroutine, and that first call reads it.
 type proxyListener struct {
 	net.Listener
-	cfg  *proxyConfig
-	srv  *server
-	typ  EndPointType
+	cfg *proxyConfig
+	srv *server
+	typ EndPointType
 }
 
 func (l *proxyListener) Accept() (net.Conn, error) {
