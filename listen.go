@@ -32,9 +32,10 @@ func splitNetwork(addr string) (network, address string) {
 // listenOptions are the server options of this file and proxyproto.go,
 // embedded in ServerOptions.
 type listenOptions struct {
-	listener net.Listener   // WithListener
-	proxy    *ProxyProtocol // WithProxyProtocol
-	proxyCfg *proxyConfig   // proxy, checked when the server starts
+	listener      net.Listener   // WithListener
+	listenerGiven bool           // WithListener was called, perhaps with nil
+	proxy         *ProxyProtocol // WithProxyProtocol
+	proxyCfg      *proxyConfig   // proxy, checked when the server starts
 }
 
 // listenStream opens a server's stream listener: the one given with
@@ -76,6 +77,9 @@ func (s *server) openListener() (net.Listener, error) {
 }
 
 func (s *server) checkListenOptions() error {
+	if s.opts.listenerGiven && s.opts.listener == nil {
+		return fmt.Errorf("getty: %s server: WithListener(nil)", s.typ)
+	}
 	if s.opts.proxy == nil {
 		return nil
 	}

@@ -136,3 +136,14 @@ func TestWithListenerUDPRefused(t *testing.T) {
 	assert.Contains(t, err.Error(), "WithListener")
 	srv.Close()
 }
+
+// WithListener(nil), a failed FileListener passed on, say, is an error, not
+// a server listening on some default address.
+func TestWithListenerNil(t *testing.T) {
+	srv := getty.NewTCPServer(getty.WithListener(nil))
+	err := srv.Serve(withCodec(newRecorder(true)))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "WithListener(nil)")
+	assert.Nil(t, srv.Addr())
+	srv.Close()
+}

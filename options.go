@@ -274,9 +274,10 @@ func WithClientTlsConfigBuilder(b TlsConfigBuilder) ClientOption {
 // from then on: Close and Shutdown close it, and so does a Serve that fails
 // to start. TLS (WithServerSslEnabled) and WebSocket servers wrap it as they
 // wrap their own. A UDP endpoint refuses it (Serve returns an error).
-// Default: none; the server listens itself.
+// A nil ln is an error Serve returns. Default: none; the server listens
+// itself.
 func WithListener(ln net.Listener) ServerOption {
-	return func(o *ServerOptions) { o.listener = ln }
+	return func(o *ServerOptions) { o.listener, o.listenerGiven = ln, true }
 }
 
 // WithProxyProtocol makes a TCP server (TLS and Unix sockets included) or
