@@ -241,60 +241,73 @@ func readFailed(got int, err error) error {
 }
 
 // readProxyPeek reads exactly the header's bytes, looking at what arrived
-// without consuming it so that nothing after the header is taken from
-// the stream (the raw reader and TLS read the socket directly). With
-// optional, a connection that starts with anything else is left untouched.
+// without consuming it where it must, so that nothing after the header is
+// taken from the stream (the raw reader and TLS read the socket directly).
+// With optional, a connection that starts with anything else is left
+// untouched.
 func readProxyPeek(c net.Conn, optional bool) (*ProxyHeader, error) {
 	var buf [proxyV1Max]byte
 	// Look until the first bytes decide the version (or that there is no
-	// header), then take the header in as few reads as it allows.
-	n := 0
+	// header), then take the header in as few reads as it allows. n bytes
+	// are consumed into buf, seen more are waiting after them.
+	n, seen := 0, 0
 	for {
-		m, err := peekConn(c, buf[:proxyV2Fixed], n)
+		m, err := peekConn(c, buf[n:proxyV2Fixed], seen)
 		if err != nil {
-			return nil, readFailed(n, err)
+			return nil, readFailed(n+seen, err)
 		}
-		n = m
-		switch classifyProxy(buf[:n]) {
+		seen = m
+		switch classifyProxy(buf[:n+seen]) {
 		case proxyNone:
 			if optional {
 				return nil, nil
 			}
-			_, _, err := parseProxyHeader(buf[:n])
+			_, _, err := parseProxyHeader(buf[:n+seen])
 			return nil, err
-		case proxyV2:
-			if n == proxyV2Fixed {
-				return readProxyV2Rest(c, buf[:n])
-			}
-			continue
 		case proxyV1:
-			return readProxyV1(c)
+			return readProxyV1(c, buf[:], n)
+		case proxyV2:
+			if n+seen == proxyV2Fixed {
+				return readProxyV2Rest(c, buf[:proxyV2Fixed], n)
+			}
+		}
+		// A signature still incomplete. Unless the header is optional these
+		// bytes are the header's or the connection is refused, so take them:
+		// then a peer that closes now is seen at once, not at the timeout.
+		// Fewer than 16 bytes never reach past a header: the shortest one,
+		// "PROXY UNKNOWN\r\n", has 15, and a version 1 line is decided (and
+		// read up to its line feed) after 6.
+		if !optional {
+			if got, err := io.ReadFull(c, buf[n:n+seen]); err != nil {
+				return nil, readFailed(n+got, err)
+			}
+			n, seen = n+seen, 0
 		}
 	}
 }
 
-// readProxyV2Rest reads a version 2 header whose fixed part is fixed
-// (peeked, not consumed yet).
-func readProxyV2Rest(c net.Conn, fixed []byte) (*ProxyHeader, error) {
+// readProxyV2Rest reads a version 2 header whose fixed part is in fixed:
+// its first n bytes consumed, the rest peeked.
+func readProxyV2Rest(c net.Conn, fixed []byte, n int) (*ProxyHeader, error) {
 	if _, _, err := parseProxyHeader(fixed); err != nil && err != errProxyIncomplete {
 		return nil, err // over the size limit
 	}
 	total := proxyV2Fixed + (int(fixed[14])<<8 | int(fixed[15]))
 	b := make([]byte, total)
-	if got, err := io.ReadFull(c, b); err != nil {
-		return nil, readFailed(got, err)
+	copy(b, fixed[:n])
+	if got, err := io.ReadFull(c, b[n:]); err != nil {
+		return nil, readFailed(n+got, err)
 	}
 	h, _, err := parseProxyHeader(b)
 	return h, err
 }
 
-// readProxyV1 reads a version 1 line: it peeks at what arrived, consumes
-// up to the line feed, and repeats while the line is not complete.
-func readProxyV1(c net.Conn) (*ProxyHeader, error) {
-	var buf [proxyV1Max]byte
-	n := 0
+// readProxyV1 reads a version 1 line whose first n bytes are consumed into
+// buf: it peeks at what arrived, consumes up to the line feed, and repeats
+// while the line is not complete.
+func readProxyV1(c net.Conn, buf []byte, n int) (*ProxyHeader, error) {
 	for {
-		m, err := peekConn(c, buf[n:], 0)
+		m, err := peekConn(c, buf[n:proxyV1Max], 0)
 		if err != nil {
 			return nil, readFailed(n, err)
 		}

@@ -239,6 +239,8 @@ func TestProxyProtocolMalformed(t *testing.T) {
 	}{
 		{"truncated v1", v1[:20], true, []error{getty.ErrProxyHeader, io.ErrUnexpectedEOF}, "truncated"},
 		{"truncated v2", good[:22], true, []error{getty.ErrProxyHeader, io.ErrUnexpectedEOF}, "truncated"},
+		{"truncated v2 signature", good[:7], true, []error{getty.ErrProxyHeader, io.ErrUnexpectedEOF}, "truncated"},
+		{"truncated v1 signature", v1[:3], true, []error{getty.ErrProxyHeader, io.ErrUnexpectedEOF}, "truncated"},
 		{"stalled v1", v1[:20], false, []error{getty.ErrProxyHeader, os.ErrDeadlineExceeded}, "handshake timeout"},
 		{"stalled v2", good[:10], false, []error{getty.ErrProxyHeader, os.ErrDeadlineExceeded}, "handshake timeout"},
 		{"oversize v1", []byte("PROXY TCP4 " + strings.Repeat("1", 200) + "\r\n"), false, []error{getty.ErrProxyHeader}, "longer than 107"},
