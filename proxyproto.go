@@ -33,10 +33,10 @@ var (
 	ErrProxyHeaderUntrusted = fmt.Errorf("%w: sent from an untrusted address", ErrProxyHeader)
 )
 
-// ProxyProtocol configures a stream server (TCP, TLS, Unix socket, WebSocket) behind a
-// load balancer that speaks the PROXY protocol, versions 1 and 2 (HAProxy's
-// send-proxy and send-proxy-v2, AWS NLB, GCP, Envoy, nginx). See
-// WithProxyProtocol.
+// ProxyProtocol configures a stream server (TCP, TLS, Unix socket,
+// WebSocket) behind a load balancer that speaks the PROXY protocol,
+// versions 1 and 2 (HAProxy's send-proxy and send-proxy-v2, AWS NLB, GCP,
+// Envoy, nginx). See WithProxyProtocol.
 type ProxyProtocol struct {
 	// Trusted lists the proxies allowed to name the client: networks in
 	// CIDR form ("10.0.0.0/8", "fd00::/8") or single addresses
