@@ -340,20 +340,6 @@ func TestProxyProtocolOptional(t *testing.T) {
 	assert.Equal(t, "203.0.113.7:5555", ps.nextSession(t).remote)
 }
 
-func TestProxyProtocolUnixSocket(t *testing.T) {
-	path := sockPath(t)
-	ps := newProxyServer(t, getty.ProxyProtocol{Trusted: []string{"unix"}}, getty.WithLocalAddress("unix:"+path))
-	c, err := net.Dial("unix", path)
-	require.NoError(t, err)
-	defer c.Close()
-	_, err = c.Write(append(v2Header(1, tcpAddr("198.51.100.9:40000"), tcpAddr("192.0.2.1:8080")), frame("over unix")...))
-	require.NoError(t, err)
-	assert.Equal(t, "over unix", readFrame(t, c))
-	seen := ps.nextSession(t)
-	assert.Equal(t, "198.51.100.9:40000", seen.remote)
-	assert.IsType(t, &net.UnixConn{}, seen.conn)
-}
-
 func TestProxyProtocolConfigErrors(t *testing.T) {
 	for _, tc := range []struct {
 		name string

@@ -165,3 +165,18 @@ func TestDialContextUnixNetwork(t *testing.T) {
 	echoOnce(t, getty.NewTCPClient(getty.WithServerAddress("unix:"+path), getty.WithDialContext(d.dial)), "unix")
 	assert.Equal(t, []string{"unix " + path}, d.calls)
 }
+
+// A PROXY header over a Unix socket, from a peer trusted as "unix".
+func TestProxyProtocolUnixSocket(t *testing.T) {
+	path := sockPath(t)
+	ps := newProxyServer(t, getty.ProxyProtocol{Trusted: []string{"unix"}}, getty.WithLocalAddress("unix:"+path))
+	c, err := net.Dial("unix", path)
+	require.NoError(t, err)
+	defer c.Close()
+	_, err = c.Write(append(v2Header(1, tcpAddr("198.51.100.9:40000"), tcpAddr("192.0.2.1:8080")), frame("over unix")...))
+	require.NoError(t, err)
+	assert.Equal(t, "over unix", readFrame(t, c))
+	seen := ps.nextSession(t)
+	assert.Equal(t, "198.51.100.9:40000", seen.remote)
+	assert.IsType(t, &net.UnixConn{}, seen.conn)
+}
