@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -95,13 +94,6 @@ func newClient(typ EndPointType, name string, opts []ClientOption) *client {
 	c.checkUnits(o.reconnectInterval)
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	return c
-}
-
-// dialNet dials the server address over network, bounded by the dial
-// timeout and ctx.
-func (c *client) dialNet(ctx context.Context, network string) (net.Conn, error) {
-	d := net.Dialer{Timeout: c.opts.dialTimeout}
-	return d.DialContext(ctx, network, c.opts.addr)
 }
 
 // RunEventLoop starts the client and returns once every wanted session

@@ -17,7 +17,8 @@ func NewTCPClient(opts ...ClientOption) Client {
 }
 
 func (c *client) dialTCP(ctx context.Context) (transport, error) {
-	conn, err := c.dialNet(ctx, "tcp")
+	network, addr := splitNetwork(c.opts.addr)
+	conn, err := c.dialConn(ctx, network, addr) // dial.go
 	if err != nil {
 		return nil, err
 	}

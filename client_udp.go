@@ -26,7 +26,7 @@ func NewUDPClient(opts ...ClientOption) Client {
 
 // dialUDP opens a UDP socket connected to the server address.
 func (c *client) dialUDP(ctx context.Context) (transport, error) {
-	conn, err := c.dialNet(ctx, "udp")
+	conn, err := c.dialConn(ctx, "udp", c.opts.addr) // dial.go
 	if err != nil {
 		return nil, err
 	}

@@ -95,6 +95,9 @@ func (c *client) dialWS(ctx context.Context) (transport, error) {
 		WriteBufferPool:   &wsWriteBuffers,
 		EnableCompression: true,
 	}
+	if c.opts.dialer != nil {
+		d.NetDialContext = c.dialConn // dial.go
+	}
 	if u.Scheme == "wss" {
 		if d.TLSClientConfig, err = c.wsTLSConfig(); err != nil {
 			return nil, asConfigError(err)

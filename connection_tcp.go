@@ -41,6 +41,11 @@ func newTCPTransport(c net.Conn) *tcpTransport {
 			t.raw = raw
 			t.rawRead.init()
 		}
+	case *net.UnixConn:
+		if raw, err := cc.SyscallConn(); err == nil && rawReadSupported {
+			t.raw = raw
+			t.rawRead.init()
+		}
 	case *tls.Conn:
 		t.tcp, _ = cc.NetConn().(*net.TCPConn)
 	}

@@ -2,6 +2,7 @@ package getty
 
 import (
 	"log/slog"
+	"net"
 	"time"
 
 	gxsync "github.com/dubbogo/gost/sync"
@@ -34,7 +35,8 @@ type ServerOptions struct {
 	maxConns         int
 	handshakeTimeout time.Duration
 
-	logger *slog.Logger // WithServerLogger
+	logger        *slog.Logger // WithServerLogger
+	listenOptions              // WithListener, WithProxyProtocol (listen.go)
 }
 
 // dispatchConfig is the dispatch part of server and client options, which
@@ -171,7 +173,8 @@ type ClientOptions struct {
 	dialTimeout          time.Duration
 	errorHandler         func(Client, error)
 
-	logger *slog.Logger // WithClientLogger
+	logger      *slog.Logger // WithClientLogger
+	dialOptions              // WithDialContext (dial.go)
 }
 
 // WithServerAddress sets the address a client connects to: "host:port" for
@@ -284,4 +287,63 @@ func WithServerLogger(l *slog.Logger) ServerOption {
 // with SetLogger.
 func WithClientLogger(l *slog.Logger) ClientOption {
 	return func(o *ClientOptions) { o.logger = l }
+}
+
+// WithListener makes a server serve on a listener you made instead of
+// listening on WithLocalAddress (which is then ignored): a socket from
+// systemd socket activation or from the previous process in a zero-downtime
+// restart (net.FileListener), or a listener you wrapped. The server owns it
+// from then on: Close and Shutdown close it, and so does a Serve that fails
+// to start. TLS (WithServerSslEnabled) and WebSocket servers wrap it as they
+// wrap their own. A UDP endpoint refuses it (Serve returns an error).
+// A nil ln is an error Serve returns. Default: none; the server listens
+// itself.
+func WithListener(ln net.Listener) ServerOption {
+	return func(o *ServerOptions) { o.listener, o.listenerGiven = ln, true }
+}
+
+// WithProxyProtocol makes a TCP server (TLS and Unix sockets included) or
+// a WebSocket server read a PROXY protocol header, version 1 or 2, at the
+// start of every connection from a trusted proxy, before the TLS handshake
+// and before the new-session callback (or the HTTP upgrade). The session's
+// RemoteAddr and Stat then show the client the proxy relayed, ProxyHeaderOf
+// returns the whole header, and for TCP Conn is still the *net.TCPConn (or
+// *tls.Conn, *net.UnixConn) to the proxy. (A WebSocket session's Conn is
+// the HTTP server's connection: a getty wrapper of the socket whose
+// RemoteAddr is the client, or a *tls.Conn over it.)
+//
+// Security: only a connection from an address in p.Trusted may name
+// another address. Its header must arrive within WithServerHandshakeTimeout
+// and fit the spec's sizes (107 bytes for version 1; getty allows 4 KiB for
+// version 2), or the connection is closed before any callback. A connection
+// from any other address is served as itself; if its first bytes are a
+// PROXY header anyway (a forged one), its TCP session ends with an error
+// matching ErrProxyHeaderUntrusted before the Reader sees them (a
+// WebSocket server answers it as the malformed HTTP request it is). Bad
+// settings are returned by Serve (RunEventLoop logs them); a UDP endpoint
+// refuses the option.
+//
+// Default: no PROXY protocol; every byte is the application's.
+func WithProxyProtocol(p ProxyProtocol) ServerOption {
+	return func(o *ServerOptions) {
+		p.Trusted = append([]string(nil), p.Trusted...)
+		o.proxy = &p
+	}
+}
+
+// WithDialContext makes a client open every connection with dial instead
+// of a net.Dialer: through a proxy, from a chosen source address, over a
+// test's fault injector. network and addr are what the client would dial:
+// ("tcp", "host:port"), ("unix", "/path") for a "unix:" address, ("udp",
+// ...) for a UDP client, and the host:port of the URL for WebSocket (whose
+// TLS and upgrade getty then runs over the returned connection). TLS runs
+// over the returned connection too.
+//
+// ctx ends when the dial timeout (WithDialTimeout) passes or the client is
+// closed; dial must give up then. A connection it returns after ctx ended is
+// closed and the dial counts as failed. A UDP client needs a *net.UDPConn
+// back. A panic in dial is recovered and counted as a failed dial. Default:
+// a net.Dialer.
+func WithDialContext(dial DialContextFunc) ClientOption {
+	return func(o *ClientOptions) { o.dialer = dial }
 }

@@ -3,7 +3,6 @@ package getty
 import (
 	"context"
 	"crypto/tls"
-	"fmt"
 	"log/slog"
 	"net"
 	"strings"
@@ -118,9 +117,9 @@ func (s *server) listen() (net.Listener, error) {
 		}
 		s.tlsCfg = cfg
 	}
-	ln, err := net.Listen("tcp", listenAddr(s.opts.addr))
+	ln, err := s.listenStream() // listen.go: unix:, WithListener, WithProxyProtocol
 	if err != nil {
-		return nil, fmt.Errorf("getty: listen: %w", err)
+		return nil, err
 	}
 	s.ln = ln
 	return ln, nil

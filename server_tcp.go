@@ -45,7 +45,7 @@ func (s *server) acceptLoop(ln net.Listener, cb NewSessionCallback) error {
 			c.Close()
 			continue
 		}
-		s.startSession(s.newStreamTransport(c), cb)
+		s.startSession(s.withProxy(c, s.newStreamTransport(c)), cb)
 	}
 }
 

@@ -79,6 +79,9 @@ func (u *udpEndpoint) bind() (*net.UDPConn, error) {
 	if u.bound {
 		return nil, errors.New("getty: UDP endpoint already running")
 	}
+	if err := u.checkPacketOptions(); err != nil { // listen.go
+		return nil, err
+	}
 	pc, err := net.ListenPacket("udp", listenAddr(u.opts.addr))
 	if err != nil {
 		return nil, fmt.Errorf("getty: listen: %w", err)

@@ -257,7 +257,7 @@ func (s *session) SetCompressType(c CompressType) {
 }
 
 func (s *session) LocalAddr() string  { return addrString(s.tr.conn().LocalAddr()) }
-func (s *session) RemoteAddr() string { return addrString(s.tr.conn().RemoteAddr()) }
+func (s *session) RemoteAddr() string { return addrString(remoteAddrOf(s.tr)) } // proxyproto.go
 
 func addrString(a net.Addr) string {
 	if a == nil {

@@ -40,7 +40,12 @@ type scenario struct {
 	Inflight int    `json:"inflight"`
 	Size     int    `json:"size"`
 	Idle     bool   `json:"idle"`
+	Unix     bool   `json:"unix,omitempty"` // over a Unix socket instead of TCP loopback
 }
+
+// unixImpls are the servers that can listen on a Unix socket; the others
+// sit out the Unix-socket scenarios.
+var unixImpls = map[string]bool{"net": true, "net-bufio": true, "getty": true, "getty-pool": true, "getty-gost": true}
 
 type options struct {
 	impls     []string
@@ -109,7 +114,7 @@ func main() {
 	start := time.Now()
 	var (
 		implsFlag = flag.String("impls", strings.Join(allImpls, ","), "comma-separated servers to run")
-		scenFlag  = flag.String("scenarios", "c100x1k,c100x128x16,c1000x1k,c10x64kx4,c4x8m,idle", "comma-separated scenarios: c100x1k, c100x128x16, c1000x1k, c10x64kx4, c4x8m, idle")
+		scenFlag  = flag.String("scenarios", "c100x1k,c100x128x16,c1000x1k,c10x64kx4,c4x8m,idle,c100x1k-unix", "comma-separated scenarios: c100x1k, c100x128x16, c1000x1k, c10x64kx4, c4x8m, idle, and over a Unix socket c100x1k-unix, c100x128x16-unix (net, net-bufio and getty servers only)")
 		quick     = flag.Bool("quick", false, "smoke run, about a minute: 1 run, 0.25 s warm-up, 0.75 s windows, 2,000 idle conns held 1 s")
 		o         options
 	)
@@ -138,12 +143,14 @@ func main() {
 	}
 
 	scens := map[string]scenario{
-		"c100x1k":     {Name: "c100x1k", Title: "100 conns x 1 KiB x 1 in flight", Conns: 100, Inflight: 1, Size: 1024},
-		"c100x128x16": {Name: "c100x128x16", Title: "100 conns x 128 B x 16 in flight", Conns: 100, Inflight: 16, Size: 128},
-		"c1000x1k":    {Name: "c1000x1k", Title: "1,000 conns x 1 KiB x 1 in flight", Conns: 1000, Inflight: 1, Size: 1024},
-		"c10x64kx4":   {Name: "c10x64kx4", Title: "10 conns x 64 KiB x 4 in flight", Conns: 10, Inflight: 4, Size: 64 << 10},
-		"c4x8m":       {Name: "c4x8m", Title: "4 conns x 8 MiB x 1 in flight", Conns: 4, Inflight: 1, Size: 8 << 20},
-		"idle":        {Name: "idle", Conns: o.idleConns, Size: 64, Idle: true},
+		"c100x1k":          {Name: "c100x1k", Title: "100 conns x 1 KiB x 1 in flight", Conns: 100, Inflight: 1, Size: 1024},
+		"c100x128x16":      {Name: "c100x128x16", Title: "100 conns x 128 B x 16 in flight", Conns: 100, Inflight: 16, Size: 128},
+		"c1000x1k":         {Name: "c1000x1k", Title: "1,000 conns x 1 KiB x 1 in flight", Conns: 1000, Inflight: 1, Size: 1024},
+		"c10x64kx4":        {Name: "c10x64kx4", Title: "10 conns x 64 KiB x 4 in flight", Conns: 10, Inflight: 4, Size: 64 << 10},
+		"c4x8m":            {Name: "c4x8m", Title: "4 conns x 8 MiB x 1 in flight", Conns: 4, Inflight: 1, Size: 8 << 20},
+		"c100x1k-unix":     {Name: "c100x1k-unix", Title: "100 conns x 1 KiB x 1 in flight, Unix socket", Conns: 100, Inflight: 1, Size: 1024, Unix: true},
+		"c100x128x16-unix": {Name: "c100x128x16-unix", Title: "100 conns x 128 B x 16 in flight, Unix socket", Conns: 100, Inflight: 16, Size: 128, Unix: true},
+		"idle":             {Name: "idle", Conns: o.idleConns, Size: 64, Idle: true},
 	}
 	scens["idle"] = scenario{Name: "idle", Title: fmt.Sprintf("%s idle conns held %s", commas(o.idleConns), o.idleHold),
 		Conns: o.idleConns, Size: 64, Idle: true}
@@ -217,6 +224,9 @@ func main() {
 				}
 			}
 			for _, impl := range order {
+				if sc.Unix && !unixImpls[impl] {
+					continue
+				}
 				r := runOne(&o, binDir, sc, impl, run)
 				results = append(results, r)
 				logf("%-13s %-12s run %d: %s", impl, sc.Name, run+1, oneLine(sc, r))
@@ -466,8 +476,12 @@ func pinned(o *options, cpu int, bin string, args ...string) *exec.Cmd {
 	return exec.Command(bin, args...)
 }
 
-func startServer(o *options, binDir, impl string) (*serverProc, string, error) {
-	cmd := pinned(o, 0, serverBin(binDir, impl), "-impl", impl, "-workers", strconv.Itoa(o.workers))
+func startServer(o *options, binDir, impl string, sc scenario) (*serverProc, string, error) {
+	args := []string{"-impl", impl, "-workers", strconv.Itoa(o.workers)}
+	if sc.Unix {
+		args = append(args, "-addr", "unix:"+filepath.Join(binDir, impl+".sock"))
+	}
+	cmd := pinned(o, 0, serverBin(binDir, impl), args...)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		return nil, "", err
@@ -642,7 +656,7 @@ func statusKiB(pid int, field string) int64 {
 
 func runOne(o *options, binDir string, sc scenario, impl string, run int) *runResult {
 	r := &runResult{Impl: impl, Scenario: sc.Name, Run: run + 1}
-	sp, addr, err := startServer(o, binDir, impl)
+	sp, addr, err := startServer(o, binDir, impl, sc)
 	if err != nil {
 		r.Failed = "start: " + err.Error()
 		return r
@@ -1020,6 +1034,10 @@ func report(o *options, results []*runResult, notes []string, elapsed time.Durat
 			w("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 			for _, impl := range o.impls {
 				a := aggs[sc.Name][impl]
+				if sc.Unix && !unixImpls[impl] {
+					w("| `%s` | no Unix socket server in the harness | | | | | | | | | | | | - |\n", impl)
+					continue
+				}
 				if a.n == 0 {
 					w("| `%s` | failed | | | | | | | | | | | | 0/%d |\n", impl, o.runs)
 					continue

@@ -50,7 +50,7 @@ func newGetty(addr string, opts ...getty.ServerOption) (s *gettyServer, err erro
 }
 
 func (s *gettyServer) Addr() string {
-	return s.srv.(getty.StreamServer).Listener().Addr().String()
+	return addrOf(s.srv.(getty.StreamServer).Listener().Addr())
 }
 
 func (s *gettyServer) Close() error {

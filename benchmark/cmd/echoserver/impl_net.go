@@ -28,7 +28,7 @@ type netServer struct {
 }
 
 func newNetServer(addr string, batched bool) (*netServer, error) {
-	ln, err := net.Listen("tcp", addr)
+	ln, err := listen(addr)
 	if err != nil {
 		return nil, err
 	}
@@ -38,7 +38,7 @@ func newNetServer(addr string, batched bool) (*netServer, error) {
 	return s, nil
 }
 
-func (s *netServer) Addr() string { return s.ln.Addr().String() }
+func (s *netServer) Addr() string { return addrOf(s.ln.Addr()) }
 
 func (s *netServer) Close() error {
 	err := s.ln.Close()

@@ -201,3 +201,20 @@ func freeLoopbackPort(addr string) (string, error) {
 	_ = l.Close()
 	return a, nil
 }
+
+// listen listens on addr, a Unix socket for "unix:/path".
+func listen(addr string) (net.Listener, error) {
+	if path, ok := strings.CutPrefix(addr, "unix:"); ok {
+		return net.Listen("unix", path)
+	}
+	return net.Listen("tcp", addr)
+}
+
+// addrOf is the -addr form of a listener's address: "unix:/path" for a
+// Unix socket, so the load generator knows to dial one.
+func addrOf(a net.Addr) string {
+	if a.Network() == "unix" {
+		return "unix:" + a.String()
+	}
+	return a.String()
+}

@@ -24,6 +24,7 @@ import (
 	"net"
 	"os"
 	"runtime/pprof"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -127,7 +128,7 @@ func verifyPayload(p []byte, connID uint64) (seq, ts uint64, ok bool) {
 
 type lconn struct {
 	id     uint64
-	nc     *net.TCPConn
+	nc     net.Conn // *net.TCPConn, or *net.UnixConn for a unix: address
 	tokens chan struct{}
 
 	sent       atomic.Uint64 // frames handed to the socket (written by the writer)
@@ -321,8 +322,12 @@ func isTimeout(err error) bool {
 
 // ---- dialing ---------------------------------------------------------------
 
-func dialAll(cfg *config) ([]*net.TCPConn, uint64) {
-	conns := make([]*net.TCPConn, cfg.conns)
+func dialAll(cfg *config) ([]net.Conn, uint64) {
+	conns := make([]net.Conn, cfg.conns)
+	network, addr := "tcp", cfg.addr
+	if rest, ok := strings.CutPrefix(cfg.addr, "unix:"); ok {
+		network, addr = "unix", rest
+	}
 	var dialErrs atomic.Uint64
 	var next atomic.Int64
 	var wg sync.WaitGroup
@@ -343,9 +348,9 @@ func dialAll(cfg *config) ([]*net.TCPConn, uint64) {
 				}
 				var lastErr error
 				for attempt := 0; attempt < 5 && time.Now().Before(deadline); attempt++ {
-					nc, err := d.Dial("tcp", cfg.addr)
+					nc, err := d.Dial(network, addr)
 					if err == nil {
-						conns[i] = nc.(*net.TCPConn)
+						conns[i] = nc
 						lastErr = nil
 						break
 					}
@@ -409,7 +414,7 @@ func logf(format string, args ...any) {
 
 func main() {
 	var cfg config
-	flag.StringVar(&cfg.addr, "addr", "127.0.0.1:9000", "server address (loopback)")
+	flag.StringVar(&cfg.addr, "addr", "127.0.0.1:9000", "server address (loopback), or unix:/path for a Unix socket")
 	flag.IntVar(&cfg.conns, "conns", 100, "number of connections")
 	flag.IntVar(&cfg.inflight, "inflight", 1, "requests in flight per connection")
 	flag.IntVar(&cfg.size, "size", 1024, "payload bytes per frame (min 16)")
