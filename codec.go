@@ -183,12 +183,43 @@ func (c *LengthFieldCodec) header() (int, binary.ByteOrder, error) {
 
 // Read implements Reader.
 func (c *LengthFieldCodec) Read(_ Session, buf []byte) (any, int, error) {
+	hs, total, err := c.bounds(buf)
+	switch {
+	case err != nil:
+		return nil, 0, err
+	case hs == 0:
+		return nil, 0, nil
+	case total > len(buf):
+		return nil, total, nil
+	}
+	return newFrame(buf[hs:total]), total, nil
+}
+
+// adopt is Read for a read buffer that holds exactly one package, n bytes
+// long: the frame takes the buffer over instead of copying the payload out
+// of it (the session then lets go of it). ok is false for anything else,
+// which Read then handles.
+func (c *LengthFieldCodec) adopt(bp *[]byte, n int) (f *Frame, ok bool) {
+	hs, total, err := c.bounds((*bp)[:n])
+	if err != nil || hs == 0 || total != n {
+		return nil, false
+	}
+	f = framePool.Get().(*Frame)
+	f.buf = bp
+	f.Payload = (*bp)[hs:total]
+	return f, true
+}
+
+// bounds parses the length field at the start of buf: the package is
+// buf[:total] and its payload buf[hs:total]. hs == 0 without an error
+// means the field itself is not all in yet.
+func (c *LengthFieldCodec) bounds(buf []byte) (hs, total int, err error) {
 	hs, order, err := c.header()
 	if err != nil {
-		return nil, 0, err
+		return 0, 0, err
 	}
 	if len(buf) < hs {
-		return nil, 0, nil
+		return 0, 0, nil
 	}
 	var field uint64
 	switch hs {
@@ -205,20 +236,16 @@ func (c *LengthFieldCodec) Read(_ Session, buf []byte) (any, int, error) {
 	// (2^63 and beyond) cannot wrap into a small or negative length.
 	const limit = 1 << 40
 	if field > limit {
-		return nil, 0, fmt.Errorf("%w: declared length %d", ErrMsgTooLong, field)
+		return 0, 0, fmt.Errorf("%w: declared length %d", ErrMsgTooLong, field)
 	}
 	payload := int64(field) + int64(c.Adjustment)
 	if payload < 0 {
-		return nil, 0, fmt.Errorf("%w: negative payload length %d", ErrBadLength, payload)
+		return 0, 0, fmt.Errorf("%w: negative payload length %d", ErrBadLength, payload)
 	}
 	if c.MaxLength > 0 && payload > int64(c.MaxLength) {
-		return nil, 0, fmt.Errorf("%w: payload %d > %d", ErrMsgTooLong, payload, c.MaxLength)
+		return 0, 0, fmt.Errorf("%w: payload %d > %d", ErrMsgTooLong, payload, c.MaxLength)
 	}
-	total := hs + int(payload)
-	if len(buf) < total {
-		return nil, total, nil
-	}
-	return newFrame(buf[hs:total]), total, nil
+	return hs, hs + int(payload), nil
 }
 
 // Write implements Writer.

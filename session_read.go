@@ -132,7 +132,7 @@ func (s *session) consume() (need int, err error) {
 	corked := false    // replies are being gathered
 	unflushed := false // the batch ended before the last package: flush at the end
 	for off < len(buf) && !s.closing.Load() {
-		pkg, n, rerr := s.decode(buf[off:])
+		pkg, n, rerr := s.decodeAt(buf, off)
 		if rerr != nil {
 			return 0, rerr
 		}
@@ -160,8 +160,9 @@ func (s *session) consume() (need int, err error) {
 		off += n
 		if off == len(buf) {
 			// This package ends what is buffered, and the Reader copied
-			// it out: give the buffer back before OnMessage runs, so a
-			// large message is not held twice while it is handled.
+			// it out (or decodeAt handed the buffer over): give the
+			// buffer back before OnMessage runs, so a large message is
+			// not held twice while it is handled.
 			s.releaseReadBuf()
 		}
 		// Gather replies while more bytes wait behind this package; the
@@ -242,6 +243,28 @@ func growTo(size, buffered, need, maxLen int) int {
 func (s *session) releaseReadBuf() {
 	bufpool.Put(s.rbuf)
 	s.rbuf, s.rlen = nil, 0
+}
+
+// adoptMin is the size from which a package that fills the read buffer on
+// its own takes the buffer over rather than being copied out of it.
+const adoptMin = 64 << 10
+
+// decodeAt decodes the package at buf[off:], where buf is the read buffer.
+// When that package is all the buffer holds, is large, and the Reader is a
+// LengthFieldCodec itself (not a type that embeds one and may read
+// differently), the frame takes the read buffer over: no copy of the
+// payload and no second message-sized buffer. The read buffer is then the
+// frame's, and the session holds none.
+func (s *session) decodeAt(buf []byte, off int) (any, int, error) {
+	if off == 0 && len(buf) >= adoptMin {
+		if c, ok := s.reader.(*LengthFieldCodec); ok {
+			if f, ok := c.adopt(s.rbuf, len(buf)); ok {
+				s.rbuf, s.rlen = nil, 0
+				return f, len(buf), nil
+			}
+		}
+	}
+	return s.decode(buf[off:])
 }
 
 // decode calls the Reader under recover.
