@@ -130,7 +130,6 @@ func (h *serverHandler) OnMessage(s getty.Session, pkg interface{}) {
 // dubbo-go's gettyRPCClient does from OnOpen), a pending-call map keyed by
 // request id, and the heartbeat state.
 type rpcClient struct {
-	cli    getty.Client
 	nextID atomic.Uint64
 
 	mu       sync.Mutex
