@@ -18,6 +18,8 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/getty-go/getty/internal/leakcheck"
+
 	getty "github.com/getty-go/getty"
 )
 
@@ -33,9 +35,7 @@ func TestMain(m *testing.M) {
 	}
 	// gost's default timer wheel lives for the whole process once getty
 	// starts it at import (as upstream does); its goroutines are not leaks.
-	goleak.VerifyTestMain(m,
-		goleak.IgnoreTopFunction("github.com/dubbogo/gost/time.NewTimerWheel.func1"),
-		goleak.IgnoreTopFunction("github.com/dubbogo/gost/container/chan.(*UnboundedChan).run"))
+	goleak.VerifyTestMain(m, leakcheck.Options()...)
 }
 
 // program is the running example: its output lines and processes.
