@@ -149,6 +149,7 @@ func TestCompressedIdleAfterSplitPackage(t *testing.T) {
 // order, and no write panics or wedges the queue (issue 12: a big write with
 // nothing pending used to panic in the compressor branch).
 func TestCompressedWritesAllSizes(t *testing.T) {
+	t.Parallel() // CPU-bound, asserts no timing: overlaps the other parallel tests
 	const boundary = 64 << 10
 	sizes := []int{1, 100, boundary - 5, boundary - 4, boundary, boundary + 1, 1 << 20, 8 << 20}
 	for _, ct := range compressTypes {
@@ -166,8 +167,8 @@ func TestCompressedWritesAllSizes(t *testing.T) {
 			require.NoError(t, err)
 
 			for i, size := range sizes {
-				if size > 1<<20 && ct.typ != getty.CompressZip && ct.typ != getty.CompressSnappy && ct.typ != getty.CompressNone {
-					continue // the other levels are the same code; 8 MiB at best compression is slow under -race
+				if size > 1<<20 && ct.typ != getty.CompressZip {
+					continue // zip is what dubbo-go and seata-go use; the rest is the same code, and 8 MiB is slow under -race
 				}
 				msg := patterned(size, i)
 				switch i % 3 {
@@ -187,7 +188,7 @@ func TestCompressedWritesAllSizes(t *testing.T) {
 
 			// Concurrent writers mixing small and big packages: each
 			// writer's packages arrive whole and in its own order.
-			const writers, each = 4, 6
+			const writers, each = 4, 4
 			var wg sync.WaitGroup
 			errs := make(chan error, writers*each)
 			for w := 0; w < writers; w++ {
@@ -195,7 +196,7 @@ func TestCompressedWritesAllSizes(t *testing.T) {
 				go func() {
 					defer wg.Done()
 					for k := 0; k < each; k++ {
-						size := []int{10, boundary + 7, 3000, 200 << 10}[k%4]
+						size := []int{10, boundary + 7, 3000, 100 << 10}[k%4]
 						msg := fmt.Sprintf("w%d k%d ", w, k) + patterned(size, w*each+k)
 						if _, _, err := s.WritePkg(msg, 30*time.Second); err != nil {
 							errs <- err
@@ -216,7 +217,7 @@ func TestCompressedWritesAllSizes(t *testing.T) {
 				require.NoError(t, err)
 				require.Equal(t, next[w], k, "writer %d out of order", w)
 				next[w]++
-				size := []int{10, boundary + 7, 3000, 200 << 10}[k%4]
+				size := []int{10, boundary + 7, 3000, 100 << 10}[k%4]
 				require.True(t, got == fmt.Sprintf("w%d k%d ", w, k)+patterned(size, w*each+k), "writer %d package %d differs", w, k)
 			}
 		})

@@ -28,6 +28,7 @@ func TestDocSnippets(t *testing.T) {
 	if testing.Short() {
 		t.Skip("type-checks getty and its dependencies from source")
 	}
+	t.Parallel() // CPU-bound, asserts no timing: overlaps the other parallel tests
 	files, _ := filepath.Glob("docs/*.md")
 	files = append([]string{"README.md"}, files...)
 	root, err := os.Getwd()
