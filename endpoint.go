@@ -83,9 +83,15 @@ func newEndpoint(self EndPoint, typ EndPointType, name string, dc dispatchConfig
 		if n < 0 {
 			n = runtime.GOMAXPROCS(0)
 		}
-		e.pool = dispatch.NewPool(n, 0)
+		e.ordered = !dc.orderedSet || dc.ordered
+		if e.ordered {
+			e.pool = dispatch.NewPool(n, 0)
+		} else {
+			// One queue served by every worker: a handler that blocks
+			// holds its worker only, not the messages queued behind it.
+			e.pool = dispatch.NewPoolWithQueues(n, 1, max(dispatch.DefaultQueueLen, 4*n))
+		}
 		e.executor = e.pool
-		e.ordered = true
 	case dc.tPool != nil:
 		e.executor = dispatch.NewGostExecutor(dc.tPool)
 		e.ordered = dc.ordered

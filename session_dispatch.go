@@ -31,14 +31,8 @@ func (s *session) dispatch(pkg any) error {
 			s.recycle(pkg)
 		}
 	case dispatchUnordered:
-		if !s.ex.Execute(uint64(s.id), func() {
-			if s.enter() {
-				defer s.leave()
-				s.runMessage(pkg)
-			} else {
-				s.recycle(pkg)
-			}
-		}) {
+		if t := unorderedTaskFor(s, pkg); !s.ex.Execute(uint64(s.id), t.fn) {
+			t.release()
 			s.recycle(pkg)
 			s.closeWith(s.opError(opDispatch, errors.New("getty: task pool closed")))
 		}
