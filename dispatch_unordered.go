@@ -7,6 +7,14 @@ import "sync"
 // executors take a func(); a closure over the session and the message would
 // allocate once per message, so the tasks are pooled and each keeps the
 // method value of its run, made once when the task is.
+//
+// Replies: each queued task holds the session's send queue corked from
+// dispatch until it starts, so a reply written while more of the session's
+// messages wait for a worker is gathered, not written; the task that starts
+// last (the cork count back at zero) writes what was gathered, before its
+// own handler runs. On a busy pool the replies of one read batch thus leave
+// in one or two writes instead of one each, and a reply waits at most until
+// the messages behind it have started, never for a handler to finish.
 type unorderedTask struct {
 	s   *session
 	pkg any
@@ -36,6 +44,7 @@ func unorderedTaskFor(s *session, pkg any) *unorderedTask {
 func (t *unorderedTask) run() {
 	s, pkg := t.s, t.pkg
 	t.release()
+	_ = s.endBatch(true) // the cork taken at dispatch; flush if it was the last
 	if s.enter() {
 		defer s.leave()
 		s.runMessage(pkg)
