@@ -27,6 +27,9 @@ func BenchmarkEcho(b *testing.B) {
 		{"workerpool", func() ([]getty.ServerOption, func()) {
 			return []getty.ServerOption{getty.WithServerWorkerPool(2)}, func() {}
 		}},
+		{"workerpool-unordered", func() ([]getty.ServerOption, func()) {
+			return []getty.ServerOption{getty.WithServerWorkerPool(2), getty.WithServerOrderedDispatch(false)}, func() {}
+		}},
 		{"gostpool", func() ([]getty.ServerOption, func()) {
 			p := gxsync.NewTaskPoolSimple(4)
 			return []getty.ServerOption{getty.WithServerTaskPool(p)}, p.Close

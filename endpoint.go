@@ -83,9 +83,15 @@ func newEndpoint(self EndPoint, typ EndPointType, name string, dc dispatchConfig
 		if n < 0 {
 			n = runtime.GOMAXPROCS(0)
 		}
-		e.pool = dispatch.NewPool(n, 0)
+		e.ordered = !dc.orderedSet || dc.ordered
+		if e.ordered {
+			e.pool = dispatch.NewPool(n, 0)
+		} else {
+			// One queue served by every worker: a handler that blocks
+			// holds its worker only, not the messages queued behind it.
+			e.pool = dispatch.NewPoolWithQueues(n, 1, max(dispatch.DefaultQueueLen, 4*n))
+		}
 		e.executor = e.pool
-		e.ordered = true
 	case dc.tPool != nil:
 		e.executor = dispatch.NewGostExecutor(dc.tPool)
 		e.ordered = dc.ordered
@@ -218,62 +224,4 @@ func (e *endpoint) stopRunners() {
 	if e.pool != nil {
 		e.pool.Close()
 	}
-}
-
-// cronRunners run OnCron off the timer wheel's goroutine, so a slow OnCron
-// delays neither the wheel nor, up to the number of runners, other sessions.
-type cronRunners struct {
-	mu      sync.Mutex
-	n       int
-	q       chan *session
-	wg      sync.WaitGroup
-	running bool
-	stopped bool
-}
-
-func (c *cronRunners) init(n int) {
-	c.n = n
-	c.q = make(chan *session, 1024)
-}
-
-// submit queues a session's OnCron without blocking the wheel; false when
-// the runners are saturated or stopped (that beat is skipped).
-func (c *cronRunners) submit(s *session) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.stopped {
-		return false
-	}
-	if !c.running {
-		c.running = true
-		for i := 0; i < c.n; i++ {
-			c.wg.Add(1)
-			go c.loop()
-		}
-	}
-	select {
-	case c.q <- s:
-		return true
-	default:
-		return false
-	}
-}
-
-func (c *cronRunners) loop() {
-	defer c.wg.Done()
-	for s := range c.q {
-		s.runCron()
-	}
-}
-
-func (c *cronRunners) stop() {
-	c.mu.Lock()
-	if c.stopped {
-		c.mu.Unlock()
-		return
-	}
-	c.stopped = true
-	close(c.q)
-	c.mu.Unlock()
-	c.wg.Wait()
 }

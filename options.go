@@ -46,6 +46,7 @@ type dispatchConfig struct {
 	workers     int
 	mailboxSize int // <= 0: defaultMailboxSize
 	ordered     bool
+	orderedSet  bool // ordered was given: the built-in pool may be unordered
 }
 
 // WithLocalAddress sets the address to listen on, "host:port". A port of 0
@@ -117,11 +118,16 @@ func WithServerMailboxSize(n int) ServerOption {
 	return func(o *ServerOptions) { o.mailboxSize = n }
 }
 
-// WithServerOrderedDispatch keeps each session's messages in order, one at
-// a time, when a gost task pool is used. Default: false (upstream's
-// unordered dispatch). The built-in pool is always ordered.
+// WithServerOrderedDispatch chooses whether each session's messages run in
+// order, one at a time, on a pool. With a gost task pool the default is
+// false (upstream's unordered dispatch). With the built-in pool
+// (WithServerWorkerPool) the default is true; false lets one session's
+// messages run in parallel on the pool's workers, for handlers that block
+// (many calls multiplexed over one connection): the pool then has one
+// bounded queue that every worker serves, a full queue stops the readers as
+// in ordered mode, and OnClose still runs after the last OnMessage.
 func WithServerOrderedDispatch(ordered bool) ServerOption {
-	return func(o *ServerOptions) { o.ordered = ordered }
+	return func(o *ServerOptions) { o.ordered, o.orderedSet = ordered, true }
 }
 
 // WithServerSslEnabled turns on TLS for a TCP server; the TLS settings come
@@ -249,10 +255,11 @@ func WithClientMailboxSize(n int) ClientOption {
 	return func(o *ClientOptions) { o.mailboxSize = n }
 }
 
-// WithClientOrderedDispatch keeps each session's messages in order when a
-// gost task pool is used. Default: false.
+// WithClientOrderedDispatch chooses whether each session's messages run in
+// order on a pool (see WithServerOrderedDispatch). Default: false with a
+// gost task pool, true with the built-in pool.
 func WithClientOrderedDispatch(ordered bool) ClientOption {
-	return func(o *ClientOptions) { o.ordered = ordered }
+	return func(o *ClientOptions) { o.ordered, o.orderedSet = ordered, true }
 }
 
 // WithRootCertificateFile sets the PEM CA file a WSS client verifies the

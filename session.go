@@ -132,7 +132,9 @@ type session struct {
 	// cron
 	cronMu   sync.Mutex
 	cron     *wheel.Timer
+	cronNext time.Time // the beat the timer is armed for; under cronMu
 	cronBusy atomic.Bool
+	cronLink *session // next in the endpoint's cron queue; under its lock
 
 	// life cycle
 	opened    atomic.Bool // OnOpen succeeded: OnClose is owed

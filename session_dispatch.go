@@ -31,14 +31,10 @@ func (s *session) dispatch(pkg any) error {
 			s.recycle(pkg)
 		}
 	case dispatchUnordered:
-		if !s.ex.Execute(uint64(s.id), func() {
-			if s.enter() {
-				defer s.leave()
-				s.runMessage(pkg)
-			} else {
-				s.recycle(pkg)
-			}
-		}) {
+		s.tr.cork() // released when the task starts (dispatch_unordered.go)
+		if t := unorderedTaskFor(s, pkg); !s.ex.Execute(uint64(s.id), t.fn) {
+			t.release()
+			_ = s.endBatch(false)
 			s.recycle(pkg)
 			s.closeWith(s.opError(opDispatch, errors.New("getty: task pool closed")))
 		}

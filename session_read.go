@@ -176,6 +176,13 @@ func (s *session) consume() (need int, err error) {
 			}
 			corked = more
 		}
+		if !corked && s.mode == dispatchUnordered && off < len(buf) {
+			// Unordered tasks cork on their own (dispatch_unordered.go);
+			// this cork keeps the replies of tasks that start while the
+			// reader still dispatches from being written one by one.
+			s.tr.cork()
+			corked = true
+		}
 		if err := s.dispatch(pkg); err != nil {
 			if corked {
 				_ = s.endBatch(true)

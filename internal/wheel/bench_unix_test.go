@@ -23,6 +23,7 @@ type benchSession struct {
 	stopped *atomic.Bool
 	wt      *Timer
 	at      *time.Timer
+	next    time.Time // wheel-at: the deadline armed
 }
 
 // The callbacks mimic OnCron: note the tick, re-arm for the next period.
@@ -30,6 +31,15 @@ func (s *benchSession) onWheel() {
 	s.fires.Add(1)
 	if !s.stopped.Load() {
 		s.wt.Reset(s.period)
+	}
+}
+
+// onWheelAt re-arms from the deadline, not from now, as OnCron does.
+func (s *benchSession) onWheelAt() {
+	s.fires.Add(1)
+	if !s.stopped.Load() {
+		s.next = s.next.Add(s.period)
+		s.wt.ResetAt(s.next)
 	}
 }
 
@@ -56,19 +66,22 @@ func cpuTime() time.Duration {
 //	go test -run x -bench Sessions -benchtime 1x ./internal/wheel/
 func BenchmarkSessions(b *testing.B) {
 	// What the idle test process costs by itself, to subtract.
-	b.Run("n=0/baseline", func(b *testing.B) { benchSessions(b, true, 0, time.Second) })
+	b.Run("n=0/baseline", func(b *testing.B) { benchSessions(b, "wheel", 0, time.Second) })
 	for _, n := range []int{10_000, 100_000} {
 		for _, period := range []time.Duration{time.Second, time.Minute} {
-			for _, impl := range []string{"wheel", "afterfunc"} {
+			for _, impl := range []string{"wheel", "wheel-at", "afterfunc"} {
 				b.Run(fmt.Sprintf("n=%dk/period=%v/%s", n/1000, period, impl), func(b *testing.B) {
-					benchSessions(b, impl == "wheel", n, period)
+					benchSessions(b, impl, n, period)
 				})
 			}
 		}
 	}
 }
 
-func benchSessions(b *testing.B, useWheel bool, n int, period time.Duration) {
+// benchSessions measures impl: "wheel" (Reset from now), "wheel-at"
+// (ResetAt from the last deadline) or "afterfunc".
+func benchSessions(b *testing.B, impl string, n int, period time.Duration) {
+	useWheel := impl != "afterfunc"
 	var stopped atomic.Bool
 	w := New(defaultTick)
 	sessions := make([]*benchSession, n)
@@ -76,10 +89,15 @@ func benchSessions(b *testing.B, useWheel bool, n int, period time.Duration) {
 		s := &benchSession{period: period, stopped: &stopped}
 		// Sessions connect at random moments, so their phases are spread.
 		phase := time.Duration(rand.Int64N(int64(period))) + 1
-		if useWheel {
+		switch impl {
+		case "wheel":
 			s.wt = w.NewTimer(s.onWheel)
 			s.wt.Reset(phase)
-		} else {
+		case "wheel-at":
+			s.wt = w.NewTimer(s.onWheelAt)
+			s.next = time.Now().Add(phase)
+			s.wt.ResetAt(s.next)
+		default:
 			s.at = time.AfterFunc(phase, s.onAfterFunc)
 		}
 		sessions[i] = s

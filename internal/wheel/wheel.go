@@ -189,8 +189,38 @@ func (t *Timer) Reset(d time.Duration) {
 	}
 	// Reading the clock before locking keeps the critical section short; a
 	// delay in acquiring the lock only makes the timer later, never early.
-	e := uint64((time.Since(w.start) + d + w.tick - 1) / w.tick)
+	t.arm(w.ticksAt(time.Since(w.start) + d))
+}
 
+// ResetAt arms t to fire once at the first tick at or after at, or at the
+// next tick if at has passed. A periodic timer that re-arms at its previous
+// deadline plus the period, rather than at now plus the period, keeps its
+// phase: how late one firing ran does not delay the next, so the mean period
+// is the setting with no cumulative drift. Otherwise as Reset.
+func (t *Timer) ResetAt(at time.Time) {
+	w := t.w
+	if w == nil {
+		panic("wheel: ResetAt on a Timer not created by Wheel.NewTimer")
+	}
+	d := at.Sub(w.start)
+	if d > maxDelay {
+		d = maxDelay
+	}
+	t.arm(w.ticksAt(d))
+}
+
+// ticksAt is the tick of an offset from the wheel's start, rounded up so
+// that a timer never fires early.
+func (w *Wheel) ticksAt(d time.Duration) uint64 {
+	if d < 0 {
+		return 0
+	}
+	return uint64((d + w.tick - 1) / w.tick)
+}
+
+// arm links t for expiry tick e (raised to the next tick if e has passed).
+func (t *Timer) arm(e uint64) {
+	w := t.w
 	w.mu.Lock()
 	if w.closed {
 		w.mu.Unlock()

@@ -484,3 +484,46 @@ func TestZeroAllocs(t *testing.T) {
 	p.Stop()
 	other.Stop()
 }
+
+// ResetAt rounds its deadline up to a tick and never arms in the past.
+func TestResetAtTicks(t *testing.T) {
+	w := New(time.Hour) // never fires during the test
+	defer w.Stop()
+	tm := w.NewTimer(func() {})
+	tm.ResetAt(w.start.Add(5*time.Hour + time.Nanosecond))
+	assert.Equal(t, uint64(6), tm.expire)
+	tm.ResetAt(w.start.Add(7 * time.Hour))
+	assert.Equal(t, uint64(7), tm.expire)
+	tm.ResetAt(w.start.Add(-time.Hour))
+	assert.Equal(t, w.cur+1, tm.expire, "a deadline in the past fires at the next tick")
+	checkInvariants(t, w)
+}
+
+// A periodic timer that re-arms at its last deadline plus the period fires
+// on exact multiples of the period, however late each callback runs: its
+// expiry ticks are evenly spaced, so there is no cumulative drift.
+func TestResetAtKeepsPhase(t *testing.T) {
+	w := New(time.Millisecond)
+	defer w.Stop()
+	const period, n = 3 * time.Millisecond, 20
+	got := make(chan uint64, n)
+	var tm *Timer
+	next := w.start.Add(period)
+	tm = w.NewTimer(func() {
+		got <- tm.expire
+		time.Sleep(2 * time.Millisecond) // late: lands in the next period
+		if len(got) < n {
+			next = next.Add(period)
+			if late := time.Since(next); late >= 0 { // skip periods missed, as OnCron does
+				next = next.Add(late/period*period + period)
+			}
+			tm.ResetAt(next)
+		}
+	})
+	tm.ResetAt(next)
+	first := recv(t, got)
+	for i := 1; i < n; i++ {
+		e := recv(t, got)
+		assert.Zero(t, (e-first)%3, "expiry tick %d is off the period's grid", e)
+	}
+}

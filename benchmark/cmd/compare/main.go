@@ -31,7 +31,7 @@ import (
 	"time"
 )
 
-var allImpls = []string{"net", "net-bufio", "upstream", "upstream-pool", "gnet", "netpoll", "getty", "getty-pool", "getty-gost"}
+var allImpls = []string{"net", "net-bufio", "upstream", "upstream-pool", "gnet", "netpoll", "getty", "getty-pool", "getty-pool-unordered", "getty-gost"}
 
 type scenario struct {
 	Name     string `json:"name"`
@@ -41,11 +41,12 @@ type scenario struct {
 	Size     int    `json:"size"`
 	Idle     bool   `json:"idle"`
 	Unix     bool   `json:"unix,omitempty"` // over a Unix socket instead of TCP loopback
+	Work     string `json:"work,omitempty"` // the server's -work: what the handler does per frame
 }
 
 // unixImpls are the servers that can listen on a Unix socket; the others
 // sit out the Unix-socket scenarios.
-var unixImpls = map[string]bool{"net": true, "net-bufio": true, "getty": true, "getty-pool": true, "getty-gost": true}
+var unixImpls = map[string]bool{"net": true, "net-bufio": true, "getty": true, "getty-pool": true, "getty-pool-unordered": true, "getty-gost": true}
 
 type options struct {
 	impls     []string
@@ -114,7 +115,7 @@ func main() {
 	start := time.Now()
 	var (
 		implsFlag = flag.String("impls", strings.Join(allImpls, ","), "comma-separated servers to run")
-		scenFlag  = flag.String("scenarios", "c100x1k,c100x128x16,c1000x1k,c10x64kx4,c4x8m,idle,c100x1k-unix", "comma-separated scenarios: c100x1k, c100x128x16, c1000x1k, c10x64kx4, c4x8m, idle, and over a Unix socket c100x1k-unix, c100x128x16-unix (net, net-bufio and getty servers only)")
+		scenFlag  = flag.String("scenarios", "c100x1k,c100x128x16,c1000x1k,c10x64kx4,c4x8m,idle,c100x1k-unix,c10x16-block1ms,c100x16-cpu20us", "comma-separated scenarios: c100x1k, c100x128x16, c1000x1k, c10x64kx4, c4x8m, idle, handlers that work c10x16-block1ms and c100x16-cpu20us, and over a Unix socket c100x1k-unix, c100x128x16-unix (net, net-bufio and getty servers only)")
 		quick     = flag.Bool("quick", false, "smoke run, about a minute: 1 run, 0.25 s warm-up, 0.75 s windows, 2,000 idle conns held 1 s")
 		o         options
 	)
@@ -151,6 +152,9 @@ func main() {
 		"c100x1k-unix":     {Name: "c100x1k-unix", Title: "100 conns x 1 KiB x 1 in flight, Unix socket", Conns: 100, Inflight: 1, Size: 1024, Unix: true},
 		"c100x128x16-unix": {Name: "c100x128x16-unix", Title: "100 conns x 128 B x 16 in flight, Unix socket", Conns: 100, Inflight: 16, Size: 128, Unix: true},
 		"idle":             {Name: "idle", Conns: o.idleConns, Size: 64, Idle: true},
+		// Handlers that do work, the case a pool exists for.
+		"c10x16-block1ms": {Name: "c10x16-block1ms", Title: "10 conns x 128 B x 16 in flight, handler blocks 1 ms", Conns: 10, Inflight: 16, Size: 128, Work: "block=1ms"},
+		"c100x16-cpu20us": {Name: "c100x16-cpu20us", Title: "100 conns x 128 B x 16 in flight, handler computes 20 us", Conns: 100, Inflight: 16, Size: 128, Work: "cpu=20us"},
 	}
 	scens["idle"] = scenario{Name: "idle", Title: fmt.Sprintf("%s idle conns held %s", commas(o.idleConns), o.idleHold),
 		Conns: o.idleConns, Size: 64, Idle: true}
@@ -478,6 +482,9 @@ func pinned(o *options, cpu int, bin string, args ...string) *exec.Cmd {
 
 func startServer(o *options, binDir, impl string, sc scenario) (*serverProc, string, error) {
 	args := []string{"-impl", impl, "-workers", strconv.Itoa(o.workers)}
+	if sc.Work != "" {
+		args = append(args, "-work", sc.Work)
+	}
 	if sc.Unix {
 		args = append(args, "-addr", "unix:"+filepath.Join(binDir, impl+".sock"))
 	}

@@ -21,6 +21,10 @@ func init() {
 		func(addr string, workers int) (server, error) {
 			return newGetty(addr, getty.WithServerWorkerPool(workers))
 		})
+	register("getty-pool-unordered", "this library with its own worker pool, unordered: WithServerWorkerPool(workers), WithServerOrderedDispatch(false)",
+		func(addr string, workers int) (server, error) {
+			return newGetty(addr, getty.WithServerWorkerPool(workers), getty.WithServerOrderedDispatch(false))
+		})
 	register("getty-gost", "this library with WithServerTaskPool(gxsync.NewTaskPoolSimple(workers))",
 		func(addr string, workers int) (server, error) {
 			return newGetty(addr, getty.WithServerTaskPool(gxsync.NewTaskPoolSimple(workers)))
@@ -29,7 +33,10 @@ func init() {
 
 type gettyEcho struct{ getty.BaseListener }
 
-func (gettyEcho) OnMessage(s getty.Session, pkg interface{}) { _, _, _ = s.WritePkg(pkg, 0) }
+func (gettyEcho) OnMessage(s getty.Session, pkg interface{}) {
+	work()
+	_, _, _ = s.WritePkg(pkg, 0)
+}
 
 type gettyServer struct{ srv getty.Server }
 

@@ -47,6 +47,7 @@ func (e *gnetEcho) OnTraffic(c gnet.Conn) gnet.Action {
 			break
 		}
 		total += 4 + n
+		work() // on the event loop, as gnet's handlers run
 	}
 	if total == 0 {
 		return gnet.None

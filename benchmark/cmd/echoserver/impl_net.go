@@ -89,6 +89,7 @@ func serveNet(c net.Conn) {
 		if err != nil {
 			return
 		}
+		work()
 		if _, err := c.Write(frame); err != nil {
 			return
 		}
@@ -130,6 +131,7 @@ func serveBufio(c net.Conn) {
 		if err != nil {
 			return
 		}
+		work()
 		if _, err := bw.Write(frame); err != nil {
 			return
 		}

@@ -60,6 +60,7 @@ func netpollEcho(_ context.Context, conn netpoll.Connection) error {
 		if err != nil {
 			return err
 		}
+		work()
 		out, err := w.Malloc(4 + n)
 		if err != nil {
 			return err

@@ -65,10 +65,13 @@ func (upstreamEcho) OnOpen(upgetty.Session) error {
 	runtime.Gosched()
 	return nil
 }
-func (upstreamEcho) OnClose(upgetty.Session)                      {}
-func (upstreamEcho) OnError(upgetty.Session, error)               {}
-func (upstreamEcho) OnCron(upgetty.Session)                       {}
-func (upstreamEcho) OnMessage(s upgetty.Session, pkg interface{}) { _, _, _ = s.WritePkg(pkg, 0) }
+func (upstreamEcho) OnClose(upgetty.Session)        {}
+func (upstreamEcho) OnError(upgetty.Session, error) {}
+func (upstreamEcho) OnCron(upgetty.Session)         {}
+func (upstreamEcho) OnMessage(s upgetty.Session, pkg interface{}) {
+	work()
+	_, _, _ = s.WritePkg(pkg, 0)
+}
 
 type upstreamServer struct {
 	srv  upgetty.Server

@@ -96,7 +96,12 @@ func main() {
 	statsEvery := flag.Duration("stats-every", 0, "also print a stats line this often (0: only on request)")
 	list := flag.Bool("list", false, "list implementations and exit")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+	workSpec := flag.String("work", "", `handler work per frame before the echo: "block=1ms" (waits) or "cpu=20us" (computes)`)
 	flag.Parse()
+	if err := parseWork(*workSpec); err != nil {
+		fmt.Fprintln(os.Stderr, "echoserver:", err)
+		os.Exit(2)
+	}
 	if *cpuprofile != "" {
 		pf, err := os.Create(*cpuprofile)
 		if err != nil {

@@ -1,0 +1,179 @@
+package getty
+
+import (
+	"sync"
+	"time"
+)
+
+// OnCron scheduling. The process-wide timer wheel (internal/wheel) fires
+// each session's beat; the endpoint's cron runners call OnCron, so a slow
+// OnCron delays neither the wheel nor other sessions' beats.
+//
+// Two properties matter to a heartbeat, which exists to find dead peers:
+//   - No lost beats. Every due session is queued; the queue is an intrusive
+//     list through the sessions, so it holds at most one entry per session,
+//     never fills and allocates nothing. A beat is skipped only while the
+//     session's previous OnCron is still queued or running (cronBusy).
+//   - No drift. A beat re-arms at its scheduled time plus the period, not at
+//     the time it fired plus the period, so wheel and scheduling latency
+//     delay one beat but never the ones after it. After a stall longer than
+//     a period, the beats missed are skipped and the phase is kept.
+
+// cronFire runs on the wheel goroutine: it re-arms and hands OnCron to the
+// endpoint's cron runners, skipping the beat if the last OnCron is busy.
+func (s *session) cronFire() {
+	if !s.rearmCron() {
+		return
+	}
+	if !s.cronBusy.CompareAndSwap(false, true) {
+		return
+	}
+	if s.ep == nil || !s.ep.crons.submit(s) {
+		s.cronBusy.Store(false)
+	}
+}
+
+// armCron (re)arms the cron timer one period from now unless the session is
+// closing (SetCronPeriod and open start a new schedule); the lock keeps a
+// wheel callback from re-arming a timer that stopCron just stopped.
+func (s *session) armCron() bool {
+	s.cronMu.Lock()
+	defer s.cronMu.Unlock()
+	if s.closing.Load() {
+		return false
+	}
+	s.cronNext = time.Now().Add(time.Duration(s.cronPeriod.Load()))
+	s.cron.ResetAt(s.cronNext)
+	return true
+}
+
+// rearmCron arms the beat after the one firing now, one period after the
+// one scheduled; false if the session is closing.
+func (s *session) rearmCron() bool {
+	s.cronMu.Lock()
+	defer s.cronMu.Unlock()
+	if s.closing.Load() {
+		return false
+	}
+	now := time.Now()
+	if now.Before(s.cronNext) {
+		// armCron started a new schedule after the wheel took this beat:
+		// the timer is armed already.
+		return true
+	}
+	p := time.Duration(s.cronPeriod.Load())
+	next := s.cronNext.Add(p)
+	if !next.After(now) {
+		// A stall of more than a period: skip what was missed, keep phase.
+		next = next.Add(now.Sub(next)/p*p + p)
+	}
+	s.cronNext = next
+	s.cron.ResetAt(next)
+	return true
+}
+
+func (s *session) stopCron() {
+	s.cronMu.Lock()
+	s.cron.Stop()
+	s.cronMu.Unlock()
+}
+
+// runCron runs on a cron runner.
+func (s *session) runCron() {
+	defer s.cronBusy.Store(false)
+	if !s.enter() {
+		return
+	}
+	defer s.leave()
+	if err := protect("OnCron", func() { s.listener.OnCron(s) }); err != nil {
+		s.closeWith(err)
+	}
+}
+
+// cronRunners are an endpoint's goroutines that call OnCron. They start
+// with the first beat and end in stop, after the endpoint's sessions.
+type cronRunners struct {
+	mu         sync.Mutex
+	cond       sync.Cond
+	n          int
+	head, tail *session // FIFO of due sessions, linked by cronLink
+	idle       int      // runners waiting on cond
+	wg         sync.WaitGroup
+	running    bool
+	stopped    bool
+}
+
+func (c *cronRunners) init(n int) {
+	c.n = n
+	c.cond.L = &c.mu
+}
+
+// submit queues a session's OnCron without blocking the wheel; false once
+// stopped. The caller holds the session's cronBusy, so a session is queued
+// at most once.
+func (c *cronRunners) submit(s *session) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.stopped {
+		return false
+	}
+	if !c.running {
+		c.running = true
+		c.wg.Add(c.n)
+		for i := 0; i < c.n; i++ {
+			go c.loop()
+		}
+	}
+	s.cronLink = nil
+	if c.tail != nil {
+		c.tail.cronLink = s
+	} else {
+		c.head = s
+	}
+	c.tail = s
+	if c.idle > 0 {
+		c.cond.Signal()
+	}
+	return true
+}
+
+// next takes the next due session, waiting for one; nil once stopped and
+// drained.
+func (c *cronRunners) next() *session {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for c.head == nil {
+		if c.stopped {
+			return nil
+		}
+		c.idle++
+		c.cond.Wait()
+		c.idle--
+	}
+	s := c.head
+	c.head = s.cronLink
+	if c.head == nil {
+		c.tail = nil
+	}
+	s.cronLink = nil
+	return s
+}
+
+func (c *cronRunners) loop() {
+	defer c.wg.Done()
+	for s := c.next(); s != nil; s = c.next() {
+		s.runCron()
+	}
+}
+
+func (c *cronRunners) stop() {
+	c.mu.Lock()
+	if c.stopped {
+		c.mu.Unlock()
+		return
+	}
+	c.stopped = true
+	c.cond.Broadcast()
+	c.mu.Unlock()
+	c.wg.Wait()
+}
