@@ -1,3 +1,5 @@
+//go:build !getty_nogostwheel
+
 package getty_test
 
 import (
