@@ -46,8 +46,9 @@ var wsWriteBuffers sync.Pool
 // they are written on the reader goroutine while the connection is failing.
 type wsTransport struct {
 	ws      *websocket.Conn
-	raw     net.Conn // ws.NetConn(): *net.TCPConn, or *tls.Conn for WSS
-	deflate bool     // permessage-deflate was negotiated
+	raw     net.Conn   // the connection under nc: *net.TCPConn, or *tls.Conn for WSS
+	nc      *wsNetConn // what gorilla reads through: frame tracking, read deadline
+	deflate bool       // permessage-deflate was negotiated
 
 	mu        writeLock // serializes every write; guards closeSent
 	closeSent bool
@@ -65,6 +66,11 @@ type wsTransport struct {
 
 func newWSTransport(ws *websocket.Conn, deflate bool) *wsTransport {
 	t := &wsTransport{ws: ws, raw: ws.NetConn(), deflate: deflate, mu: newWriteLock()}
+	if nc, ok := t.raw.(*wsNetConn); ok {
+		t.nc, t.raw = nc, nc.Conn
+		nc.f.deflate = deflate
+		nc.t = t
+	}
 	// gorilla compresses every message by default once deflate is
 	// negotiated; CompressNone means raw bytes until SetCompressType.
 	ws.EnableWriteCompression(false)
@@ -304,6 +310,9 @@ func (t *wsTransport) readMessages(s messageSession) error {
 		if err != nil {
 			return err
 		}
+		if t.nc != nil {
+			t.nc.resume()
+		}
 	}
 }
 
@@ -349,12 +358,17 @@ func (t *wsTransport) onClose(code int, text string) error {
 	return nil
 }
 
-// readMessage reads the rest of a message into a pooled buffer, under the
-// session's read timeout, and fails with ErrMsgTooLong past limit.
+// readMessage reads the rest of a message into a pooled buffer (under the
+// session's read timeout, which wsNetConn applies), and fails with
+// ErrMsgTooLong past limit.
 func (t *wsTransport) readMessage(s messageSession, r io.Reader, limit int) (*[]byte, int, error) {
-	if rt := s.ReadTimeout(); rt > 0 {
-		t.setReadDeadline(time.Now().Add(rt))
-		defer t.setReadDeadline(time.Time{})
+	if t.nc == nil {
+		// Not read through a wsNetConn: the message's deadline is set
+		// here.
+		if rt := s.ReadTimeout(); rt > 0 {
+			t.setReadDeadline(time.Now().Add(rt))
+			defer t.setReadDeadline(time.Time{})
+		}
 	}
 	bp := bufpool.Get(min(limit, 4096))
 	buf := (*bp)[:min(len(*bp), limit)] // pooled sizes round up; never read past limit
@@ -390,6 +404,14 @@ func (t *wsTransport) readMessage(s messageSession, r io.Reader, limit int) (*[]
 	}
 }
 
+// readTimeout is the session's read timeout (wsNetConn's frame limit).
+func (t *wsTransport) readTimeout() time.Duration {
+	if s := t.session(); s != nil {
+		return s.ReadTimeout()
+	}
+	return 0
+}
+
 // setReadDeadline sets the per-message read deadline unless the close
 // handshake has set its own.
 func (t *wsTransport) setReadDeadline(d time.Time) {
@@ -406,6 +428,12 @@ func (t *wsTransport) setReadDeadline(d time.Time) {
 func (t *wsTransport) readError(s messageSession, err error, inMessage bool) error {
 	if t.closing.Load() {
 		return nil // our own close
+	}
+	if errors.Is(err, errWSProtocol) {
+		// A frame gorilla accepts but the RFC does not: fail the
+		// connection as gorilla does with the others.
+		_ = t.sendClose(websocket.CloseProtocolError, "", time.Now().Add(wsCloseGrace))
+		return s.opError(opRead, err)
 	}
 	var ce *websocket.CloseError
 	if errors.As(err, &ce) {

@@ -193,7 +193,7 @@ func (w *wsServer) handler(cb NewSessionCallback) http.Handler {
 			http.Error(rw, http.StatusText(http.StatusServiceUnavailable), http.StatusServiceUnavailable)
 			return
 		}
-		ws, err := w.upgrader.Upgrade(rw, r, nil)
+		ws, err := w.upgrader.Upgrade(&wsHijacker{ResponseWriter: rw}, r, nil)
 		if err != nil {
 			return // upgradeError answered and logged
 		}
