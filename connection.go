@@ -134,8 +134,8 @@ type streamConn interface {
 // settings, hands it whole messages, and ends it; it never touches the
 // session's fields.
 type messageSession interface {
-	// handleMessage decodes one whole message (one Reader call) and
-	// dispatches the package.
+	// handleMessage decodes every package of one whole message and
+	// dispatches them.
 	handleMessage(data []byte) error
 	// ending reports that the session is closing: a message read now is
 	// dropped, and a failed write is not the session's error.
@@ -145,7 +145,8 @@ type messageSession interface {
 	WriteTimeout() time.Duration
 	cronInterval() time.Duration
 	UpdateActive()
-	// countDrop counts a datagram dropped without reaching OnMessage.
+	// countDrop counts a datagram, or the end of a message, dropped
+	// without reaching OnMessage.
 	countDrop()
 	// debugEnabled reports whether log would write at debug level, so that
 	// a flood of bad datagrams builds no log attributes for nothing.

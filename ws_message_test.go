@@ -1,0 +1,84 @@
+package getty_test
+
+import (
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	getty "github.com/getty-go/getty"
+)
+
+// lineRecorder records the lines a DelimiterCodec session receives.
+type lineRecorder struct {
+	getty.BaseListener
+	mu    sync.Mutex
+	lines []string
+	sess  getty.Session
+}
+
+func (l *lineRecorder) OnOpen(s getty.Session) error {
+	l.mu.Lock()
+	l.sess = s
+	l.mu.Unlock()
+	return nil
+}
+
+func (l *lineRecorder) OnMessage(_ getty.Session, pkg any) {
+	l.mu.Lock()
+	l.lines = append(l.lines, string(pkg.(*getty.Frame).Payload))
+	l.mu.Unlock()
+}
+
+func (l *lineRecorder) got() ([]string, getty.Session) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]string(nil), l.lines...), l.sess
+}
+
+// Every package of a message is decoded; with DelimiterCodec the end of a
+// message ends its last package; a Reader without ReadEnd drops an
+// incomplete remainder and counts it.
+func TestWSMultiPackageMessages(t *testing.T) {
+	t.Run("DelimiterCodec", func(t *testing.T) {
+		l := &lineRecorder{}
+		srv := startServer(t, row("ws").newServer(t), func(s getty.Session) error {
+			s.SetPkgHandler(&getty.DelimiterCodec{})
+			s.SetEventListener(l)
+			return nil
+		})
+		r := dialRawWS(t, srv)
+		r.send(0x80|opText, true, []byte("sub a\nping\nsub b\n"))
+		r.send(0x80|opText, true, []byte("x\nno newline at the end"))
+		want := []string{"sub a", "ping", "sub b", "x", "no newline at the end"}
+		eventually(t, "every line", func() bool { got, _ := l.got(); return len(got) == len(want) })
+		got, s := l.got()
+		assert.Equal(t, want, got)
+		st, ok := getty.StatsOf(s)
+		require.True(t, ok)
+		assert.Zero(t, st.Drops)
+		assert.EqualValues(t, 5, st.ReadPkgs)
+	})
+	t.Run("remainder dropped and counted", func(t *testing.T) {
+		rec := newRecorder(false)
+		var sess getty.Session
+		opened := make(chan struct{})
+		srv := startServer(t, row("ws").newServer(t), withCodec(rec, func(s getty.Session) { sess = s; close(opened) }))
+		r := dialRawWS(t, srv)
+		<-opened
+		msg := append(append(frame("one"), frame("two")...), frame("cut short")[:6]...)
+		r.send(0x80|opBinary, true, msg)
+		assert.Equal(t, "one", rec.next(t))
+		assert.Equal(t, "two", rec.next(t))
+		eventually(t, "the drop counted", func() bool { st, _ := getty.StatsOf(sess); return st.Drops == 1 })
+		if st, ok := getty.EndpointStatsOf(srv); assert.True(t, ok) {
+			assert.EqualValues(t, 1, st.Drops)
+		}
+		// The session carries on.
+		r.send(0x80|opBinary, true, frame("three"))
+		assert.Equal(t, "three", rec.next(t))
+		_, _, errs := rec.counts()
+		assert.Empty(t, errs)
+	})
+}
