@@ -180,6 +180,9 @@ func closeCode(err error) int {
 		return websocket.CloseNormalClosure
 	case errors.Is(err, ErrMsgTooLong):
 		return websocket.CloseMessageTooBig
+	case errors.Is(err, ErrReadTimeout):
+		// A frame that did not arrive within the read timeout.
+		return websocket.ClosePolicyViolation
 	case errors.As(err, &se) && se.Op == opDecode:
 		return websocket.CloseInvalidFramePayloadData
 	}
