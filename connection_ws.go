@@ -59,6 +59,9 @@ type wsTransport struct {
 	closing atomic.Bool // shutdown or closeNow began
 	reading atomic.Bool // readLoop is running
 
+	text     atomic.Bool // write text messages (SetWSTextMessages)
+	readText atomic.Bool // the message being decoded is text (WSMessageIsText)
+
 	s          atomic.Value // messageSession, set by readMessages; for pings
 	ping       *wheel.Timer
 	pingQueued atomic.Bool
@@ -106,7 +109,8 @@ func (t *wsTransport) setCompress(c CompressType) bool {
 	return false
 }
 
-// write sends first and more as one binary message within timeout.
+// write sends first and more as one data message (binary, or text after
+// SetWSTextMessages) within timeout.
 func (t *wsTransport) write(first []byte, more [][]byte, timeout time.Duration) (int, error) {
 	if !t.mu.lockWithin(timeout) {
 		// Another write has held the connection for this call's whole
@@ -122,12 +126,12 @@ func (t *wsTransport) write(first []byte, more [][]byte, timeout time.Duration) 
 	}
 	_ = t.ws.SetWriteDeadline(deadline)
 	if len(more) == 0 {
-		if err := t.ws.WriteMessage(websocket.BinaryMessage, first); err != nil {
+		if err := t.ws.WriteMessage(t.messageType(), first); err != nil {
 			return 0, err
 		}
 		return len(first), nil
 	}
-	w, err := t.ws.NextWriter(websocket.BinaryMessage)
+	w, err := t.ws.NextWriter(t.messageType())
 	if err != nil {
 		return 0, err
 	}
@@ -308,6 +312,7 @@ func (t *wsTransport) readMessages(s messageSession) error {
 			_ = t.sendClose(websocket.CloseInvalidFramePayloadData, "invalid UTF-8 in a text message", time.Now().Add(wsCloseGrace))
 			return s.opError(opRead, errors.New("getty: websocket: invalid UTF-8 in a text message"))
 		}
+		t.readText.Store(typ == websocket.TextMessage)
 		err = s.handleMessage(data)
 		bufpool.Put(bp)
 		if err != nil {

@@ -74,6 +74,7 @@ func newWSServer(typ EndPointType, name string, opts []ServerOption) *server {
 	}
 	s.serveLn = w.serveHTTP
 	s.stopLn = w.stopHTTP
+	s.ws = w
 	return s
 }
 
@@ -187,19 +188,26 @@ func (w *wsServer) handler(cb NewSessionCallback) http.Handler {
 		w.mu.Unlock()
 		defer w.handlers.Done()
 
-		if limit := w.srv.opts.maxConns; limit > 0 && w.srv.count() >= limit {
-			w.srv.log(slog.LevelWarn, "getty: connection refused: WithServerMaxConnections reached",
-				slog.String(logKeyRemoteAddr, r.RemoteAddr), slog.Int("max_connections", limit))
-			http.Error(rw, http.StatusText(http.StatusServiceUnavailable), http.StatusServiceUnavailable)
-			return
-		}
-		ws, err := w.upgrader.Upgrade(&wsHijacker{ResponseWriter: rw}, r, nil)
-		if err != nil {
-			return // upgradeError answered and logged
-		}
-		// This goroutine is the session's reader from here on.
-		w.srv.serveSession(newWSTransport(ws, offersDeflate(r.Header)), cb)
+		w.upgrade(rw, r, cb)
 	})
+}
+
+// upgrade upgrades r and runs its session on the calling goroutine until
+// the session ends.
+func (w *wsServer) upgrade(rw http.ResponseWriter, r *http.Request, cb NewSessionCallback) {
+	if limit := w.srv.opts.maxConns; limit > 0 && w.srv.count() >= limit {
+		w.srv.log(slog.LevelWarn, "getty: connection refused: WithServerMaxConnections reached",
+			slog.String(logKeyRemoteAddr, r.RemoteAddr), slog.Int("max_connections", limit))
+		http.Error(rw, http.StatusText(http.StatusServiceUnavailable), http.StatusServiceUnavailable)
+		return
+	}
+	// Frames are read through a wsNetConn (connection_ws_frames.go).
+	ws, err := w.upgrader.Upgrade(&wsHijacker{ResponseWriter: rw}, r, nil)
+	if err != nil {
+		return // upgradeError answered and logged
+	}
+	// This goroutine is the session's reader from here on.
+	w.srv.serveSession(newWSTransport(ws, offersDeflate(r.Header)), cb)
 }
 
 // offersDeflate reports whether the client offered permessage-deflate, so
