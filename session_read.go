@@ -281,6 +281,9 @@ func (s *session) handleMessage(data []byte) error {
 			if n < 0 || n > 0 && n <= len(rest) {
 				return s.opError(opDecode, fmt.Errorf("%w: no package but length %d with %d bytes left in a message", ErrReaderContract, n, len(rest)))
 			}
+			if n > maxLen {
+				return s.opError(opDecode, fmt.Errorf("%w: package of %d bytes, max %d", ErrMsgTooLong, n, maxLen))
+			}
 			return s.messageEnd(rest)
 		}
 		if n <= 0 || n > len(rest) {
