@@ -8,12 +8,14 @@ import "fmt"
 // bytes are left that Read cannot complete (it asks for more), and the
 // Reader is a MessageEndReader, ReadEnd gets them.
 //
-// ReadEnd returns the package those bytes make, nil to drop them (counted
-// in SessionStats.Drops), or an error, which closes the session as an
-// error from Read does. buf is valid only until ReadEnd returns.
+// ReadEnd returns the package those bytes make, or an error, which closes
+// the session as an error from Read does. A nil package without an error
+// leaves the bytes incomplete, as without ReadEnd: the session then fails
+// with a decode error matching io.ErrUnexpectedEOF (a WebSocket session
+// closes with 1007; a UDP endpoint drops the rest of the datagram and
+// counts it in Drops). buf is valid only until ReadEnd returns.
 //
-// Without ReadEnd, such a remainder is dropped and counted. On a TCP
-// stream ReadEnd is never called: more bytes may always come.
+// On a TCP stream ReadEnd is never called: more bytes may always come.
 type MessageEndReader interface {
 	Reader
 	ReadEnd(s Session, buf []byte) (pkg any, err error)

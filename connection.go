@@ -145,8 +145,7 @@ type messageSession interface {
 	WriteTimeout() time.Duration
 	cronInterval() time.Duration
 	UpdateActive()
-	// countDrop counts a datagram, or the end of a message, dropped
-	// without reaching OnMessage.
+	// countDrop counts a datagram dropped without reaching OnMessage.
 	countDrop()
 	// debugEnabled reports whether log would write at debug level, so that
 	// a flood of bad datagrams builds no log attributes for nothing.

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"os"
 	"time"
@@ -261,8 +260,10 @@ func (s *session) callReader(b []byte) (pkg any, n int, err error) {
 
 // handleMessage decodes every package of one whole message (a WebSocket
 // message or a datagram) and dispatches them in order. Bytes at the end
-// that the Reader cannot complete go to a MessageEndReader's ReadEnd, or
-// are dropped and counted: no more bytes of this message can come. An
+// that the Reader cannot complete go to a MessageEndReader's ReadEnd;
+// otherwise they are an incomplete package (no more bytes of this message
+// can come): a decode error matching io.ErrUnexpectedEOF, which closes a
+// WebSocket session (1007) and drops the rest of a datagram (counted). An
 // empty message holds no package.
 func (s *session) handleMessage(data []byte) error {
 	s.UpdateActive()
@@ -310,11 +311,7 @@ func (s *session) messageEnd(rest []byte) error {
 			return s.dispatchMessagePkg(pkg)
 		}
 	}
-	s.countDrop()
-	if s.debugEnabled() {
-		s.log(slog.LevelDebug, "getty: incomplete package at the end of a message dropped", nil, slog.Int("bytes", len(rest)))
-	}
-	return nil
+	return s.opError(opDecode, fmt.Errorf("%w: incomplete package of %d bytes at the end of a message", io.ErrUnexpectedEOF, len(rest)))
 }
 
 func (s *session) callReadEnd(r MessageEndReader, b []byte) (pkg any, err error) {

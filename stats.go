@@ -12,7 +12,7 @@ type SessionStats struct {
 	WriteBytes uint64    // bytes handed to the kernel
 	ReadPkgs   uint64    // packages decoded
 	WritePkgs  uint64    // packages written
-	Drops      uint64    // UDP: datagrams dropped (truncated, oversize, undecodable); UDP and WebSocket: incomplete packages at the end of a message
+	Drops      uint64    // datagrams dropped (UDP: truncated, oversize, undecodable)
 	LastActive time.Time // last read (or UpdateActive)
 	Closed     bool
 }

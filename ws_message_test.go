@@ -1,6 +1,7 @@
 package getty_test
 
 import (
+	"io"
 	"sync"
 	"testing"
 
@@ -60,25 +61,19 @@ func TestWSMultiPackageMessages(t *testing.T) {
 		assert.Zero(t, st.Drops)
 		assert.EqualValues(t, 5, st.ReadPkgs)
 	})
-	t.Run("remainder dropped and counted", func(t *testing.T) {
+	t.Run("incomplete remainder", func(t *testing.T) {
 		rec := newRecorder(false)
-		var sess getty.Session
-		opened := make(chan struct{})
-		srv := startServer(t, row("ws").newServer(t), withCodec(rec, func(s getty.Session) { sess = s; close(opened) }))
+		srv := startServer(t, row("ws").newServer(t), withCodec(rec))
 		r := dialRawWS(t, srv)
-		<-opened
 		msg := append(append(frame("one"), frame("two")...), frame("cut short")[:6]...)
 		r.send(0x80|opBinary, true, msg)
 		assert.Equal(t, "one", rec.next(t))
 		assert.Equal(t, "two", rec.next(t))
-		eventually(t, "the drop counted", func() bool { st, _ := getty.StatsOf(sess); return st.Drops == 1 })
-		if st, ok := getty.EndpointStatsOf(srv); assert.True(t, ok) {
-			assert.EqualValues(t, 1, st.Drops)
-		}
-		// The session carries on.
-		r.send(0x80|opBinary, true, frame("three"))
-		assert.Equal(t, "three", rec.next(t))
+		assert.Equal(t, 1007, r.closeCode(), "an incomplete package is invalid payload data")
+		r.waitEOF()
+		rec.waitClosed(t, 1)
 		_, _, errs := rec.counts()
-		assert.Empty(t, errs)
+		require.Len(t, errs, 1)
+		assert.ErrorIs(t, errs[0], io.ErrUnexpectedEOF)
 	})
 }
