@@ -11,9 +11,10 @@ import "fmt"
 // ReadEnd returns the package those bytes make, or an error, which closes
 // the session as an error from Read does. A nil package without an error
 // leaves the bytes incomplete, as without ReadEnd: the session then fails
-// with a decode error matching io.ErrUnexpectedEOF (a WebSocket session
-// closes with 1007; a UDP endpoint drops the rest of the datagram and
-// counts it in Drops). buf is valid only until ReadEnd returns.
+// with a decode error matching ErrReaderContract and io.ErrUnexpectedEOF
+// (a WebSocket session closes with 1007; a UDP endpoint drops the rest of
+// the datagram and counts it in Drops). buf is valid only until ReadEnd
+// returns.
 //
 // On a TCP stream ReadEnd is never called: more bytes may always come.
 type MessageEndReader interface {

@@ -262,7 +262,8 @@ func (s *session) callReader(b []byte) (pkg any, n int, err error) {
 // message or a datagram) and dispatches them in order. Bytes at the end
 // that the Reader cannot complete go to a MessageEndReader's ReadEnd;
 // otherwise they are an incomplete package (no more bytes of this message
-// can come): a decode error matching io.ErrUnexpectedEOF, which closes a
+// can come): a decode error matching ErrReaderContract and
+// io.ErrUnexpectedEOF, which closes a
 // WebSocket session (1007) and drops the rest of a datagram (counted). An
 // empty message holds no package.
 func (s *session) handleMessage(data []byte) error {
@@ -311,7 +312,7 @@ func (s *session) messageEnd(rest []byte) error {
 			return s.dispatchMessagePkg(pkg)
 		}
 	}
-	return s.opError(opDecode, fmt.Errorf("%w: incomplete package of %d bytes at the end of a message", io.ErrUnexpectedEOF, len(rest)))
+	return s.opError(opDecode, fmt.Errorf("%w: %w: incomplete package of %d bytes at the end of a message", ErrReaderContract, io.ErrUnexpectedEOF, len(rest)))
 }
 
 func (s *session) callReadEnd(r MessageEndReader, b []byte) (pkg any, err error) {

@@ -75,5 +75,6 @@ func TestWSMultiPackageMessages(t *testing.T) {
 		_, _, errs := rec.counts()
 		require.Len(t, errs, 1)
 		assert.ErrorIs(t, errs[0], io.ErrUnexpectedEOF)
+		assert.ErrorIs(t, errs[0], getty.ErrReaderContract)
 	})
 }
