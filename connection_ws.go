@@ -62,6 +62,9 @@ type wsTransport struct {
 	text     atomic.Bool // write text messages (SetWSTextMessages)
 	readText atomic.Bool // the message being decoded is text (WSMessageIsText)
 
+	handed    uint64 // data messages readMessages has read (to compare with nc.f.msgs)
+	gathering bool   // nc is corked by readMessages
+
 	s          atomic.Value // messageSession, set by readMessages; for pings
 	ping       *wheel.Timer
 	pingQueued atomic.Bool
@@ -161,6 +164,12 @@ func (t *wsTransport) control(typ int, data []byte, deadline time.Time) error {
 	}
 	if typ == websocket.CloseMessage {
 		t.closeSent = true
+		if t.nc != nil {
+			// The close frame goes now, after what was gathered.
+			if err := t.nc.uncork(deadline); err != nil {
+				return err
+			}
+		}
 	}
 	return t.ws.WriteControl(typ, data, deadline)
 }
@@ -268,6 +277,13 @@ func (t *wsTransport) readMessages(s messageSession) error {
 	defer t.reading.Store(false)
 	defer t.stopPing()
 
+	if t.nc != nil {
+		defer func() {
+			if t.gathering {
+				_ = t.gather(false, s)
+			}
+		}()
+	}
 	t.ws.SetPongHandler(t.onPong)
 	t.ws.SetPingHandler(t.onPing)
 	t.ws.SetCloseHandler(t.onClose)
@@ -313,15 +329,42 @@ func (t *wsTransport) readMessages(s messageSession) error {
 			return s.opError(opRead, errors.New("getty: websocket: invalid UTF-8 in a text message"))
 		}
 		t.readText.Store(typ == websocket.TextMessage)
+		if t.nc != nil {
+			t.handed++
+			if t.nc.f.msgs > t.handed && !t.gathering {
+				// More messages arrived with this one: gather the
+				// replies until the last of them is handled.
+				t.gather(true, s)
+			}
+		}
 		err = s.handleMessage(data)
 		bufpool.Put(bp)
 		if err != nil {
 			return err
 		}
 		if t.nc != nil {
+			if t.gathering && t.nc.f.msgs <= t.handed {
+				if err := t.gather(false, s); err != nil {
+					return s.opError(opWrite, err)
+				}
+			}
 			t.nc.resume()
 		}
 	}
+}
+
+// gather corks (on) or uncorks and flushes (off) the connection's
+// writes, on the reader goroutine. A close frame uncorks it for good
+// (control).
+func (t *wsTransport) gather(on bool, s messageSession) error {
+	t.gathering = on
+	if on {
+		if !t.closing.Load() {
+			t.nc.cork()
+		}
+		return nil
+	}
+	return t.nc.uncork(time.Now().Add(s.WriteTimeout()))
 }
 
 // session is the session readMessages serves; nil before it starts.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 )
 
@@ -46,6 +47,8 @@ type wsFrameTracker struct {
 	inFrame bool     // a frame has started and not ended
 	inMsg   bool     // a fragmented data message has started and not ended
 	deflate bool     // permessage-deflate: RSV1 allowed on a message's first frame
+	last    bool     // the current frame ends a data message
+	msgs    uint64   // data messages received whole
 }
 
 // wsHeaderLen is the length of a frame header from its first two bytes.
@@ -99,7 +102,7 @@ func (f *wsFrameTracker) feed(p []byte) (n int, started bool, err error) {
 			f.payload -= skip
 			i += int(skip)
 			if f.payload == 0 {
-				f.inFrame = false
+				f.endFrame()
 			}
 			continue
 		}
@@ -120,7 +123,7 @@ func (f *wsFrameTracker) feed(p []byte) (n int, started bool, err error) {
 			return max(start, 0), started, perr
 		}
 		if f.payload == 0 {
-			f.inFrame = false
+			f.endFrame()
 		}
 	}
 	return len(p), started, nil
@@ -150,12 +153,21 @@ func (f *wsFrameTracker) header() error {
 	case rsv1 && f.deflate && op == 0:
 		return fmt.Errorf("%w: RSV1 on a continuation frame", errWSProtocol)
 	}
+	f.last = false
 	if !control {
 		// gorilla fails the other sequence errors itself; this only
 		// follows where a message ends.
 		f.inMsg = !fin
+		f.last = fin
 	}
 	return nil
+}
+
+func (f *wsFrameTracker) endFrame() {
+	f.inFrame = false
+	if f.last {
+		f.msgs++
+	}
 }
 
 // wsNetConn is the net.Conn gorilla reads and writes through; see above.
@@ -168,6 +180,68 @@ type wsNetConn struct {
 	started time.Time // when the open frame or message began (zero: none)
 	armed   time.Time // the read deadline set on Conn (zero: none)
 	err     error     // a protocol error to return on the next Read
+
+	// Gathered writes (corked): replies to messages that arrived together
+	// leave in one write. wmu orders them against gorilla's writes, which
+	// arrive from the transport's writers and, on a protocol error, from
+	// the reader.
+	wmu    sync.Mutex
+	corked bool
+	wbuf   []byte
+}
+
+// wsCorkMax bounds what a corked connection gathers before it writes.
+const wsCorkMax = 64 << 10
+
+func (c *wsNetConn) Write(p []byte) (int, error) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if !c.corked {
+		return c.Conn.Write(p)
+	}
+	if len(c.wbuf)+len(p) > wsCorkMax {
+		if err := c.flush(); err != nil {
+			return 0, err
+		}
+		if len(p) > wsCorkMax/2 {
+			return c.Conn.Write(p)
+		}
+	}
+	c.wbuf = append(c.wbuf, p...)
+	return len(p), nil
+}
+
+// cork gathers the writes from now on.
+func (c *wsNetConn) cork() {
+	c.wmu.Lock()
+	c.corked = true
+	c.wmu.Unlock()
+}
+
+// uncork writes what was gathered, by deadline, and ends gathering.
+func (c *wsNetConn) uncork(deadline time.Time) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.corked = false
+	if len(c.wbuf) == 0 {
+		return nil
+	}
+	_ = c.Conn.SetWriteDeadline(deadline)
+	return c.flush()
+}
+
+// flush writes what was gathered; the caller holds wmu.
+func (c *wsNetConn) flush() error {
+	if len(c.wbuf) == 0 {
+		return nil
+	}
+	_, err := c.Conn.Write(c.wbuf)
+	if cap(c.wbuf) > wsCorkMax {
+		c.wbuf = nil
+	} else {
+		c.wbuf = c.wbuf[:0]
+	}
+	return err
 }
 
 func newWSNetConn(c net.Conn, client bool) *wsNetConn {

@@ -2,8 +2,10 @@ package getty_test
 
 import (
 	"io"
+	"strconv"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -77,4 +79,36 @@ func TestWSMultiPackageMessages(t *testing.T) {
 		assert.ErrorIs(t, errs[0], io.ErrUnexpectedEOF)
 		assert.ErrorIs(t, errs[0], getty.ErrReaderContract)
 	})
+}
+
+// Messages that arrive together are answered in order, their replies
+// gathered into one write, in every dispatch mode.
+func TestWSGatheredReplies(t *testing.T) {
+	for name, opts := range map[string][]getty.ServerOption{
+		"inline":     nil,
+		"workerpool": {getty.WithServerWorkerPool(2)},
+	} {
+		t.Run(name, func(t *testing.T) {
+			srv := startServer(t, row("ws").newServer(t, opts...), withCodec(newRecorder(true)))
+			r := dialRawWS(t, srv)
+			for round := 0; round < 3; round++ {
+				var batch []byte
+				for i := 0; i < 50; i++ {
+					batch = append(batch, frameBytes(0x80|opBinary, true, frame(strconv.Itoa(round*100+i)))...)
+				}
+				_ = r.c.SetWriteDeadline(time.Now().Add(waitLimit))
+				_, err := r.c.Write(batch)
+				require.NoError(t, err)
+				for i := 0; i < 50; i++ {
+					_, op, p, err := r.read()
+					require.NoError(t, err)
+					require.Equal(t, byte(opBinary), op)
+					require.Equal(t, frame(strconv.Itoa(round*100+i)), p)
+				}
+			}
+			r.send(0x80|opClose, true, closePayload(1000, ""))
+			assert.Equal(t, 1000, r.closeCode())
+			r.waitEOF()
+		})
+	}
 }
