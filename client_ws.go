@@ -15,9 +15,9 @@ import (
 
 // NewWSClient returns a WebSocket client of WithServerAddress
 // ("ws://host:port/path"; a bare "host:port" means ws://host:port/). Each
-// dial, upgrade included, is bounded by WithDialTimeout. Sessions read one
-// whole message per Reader call and write one binary message per WritePkg,
-// as on the server.
+// dial, upgrade included, is bounded by WithDialTimeout. Sessions decode
+// whole messages and write one binary message per WritePkg, as on the
+// server.
 func NewWSClient(opts ...ClientOption) Client {
 	c := newClient(WS_CLIENT, "ws-session", opts)
 	c.dial = c.dialWS

@@ -18,9 +18,11 @@ import (
 // WithLocalAddress that upgrades requests for WithWebsocketServerPath ("/"
 // when empty) and runs one session per upgraded connection. The HTTP
 // handler's goroutine becomes the session's reader, so a connection costs
-// one goroutine. Each session reads one whole WebSocket message per Reader
-// call, writes one binary message per WritePkg, answers pings and pings its
-// peer every cron period. Origins are checked with WithWebsocketOriginCheck
+// one goroutine. Each session decodes every package of a whole WebSocket
+// message (see Reader), writes one binary message per WritePkg (text after
+// SetWSTextMessages), answers pings and pings its peer every cron period.
+// NewWSHandler serves its sessions from the program's own http.ServeMux
+// instead. Origins are checked with WithWebsocketOriginCheck
 // (default: no Origin header, or the same origin as the Host). The request
 // headers and the upgrade are bounded by WithServerHandshakeTimeout.
 //
