@@ -303,6 +303,7 @@ func (t *wsTransport) readMessages(s messageSession) error {
 		if err != nil {
 			return t.readError(s, err, false)
 		}
+		t.handed++ // one more data message read (wsNetConn counts those arrived)
 		s.UpdateActive()
 		bp, n, err := t.readMessage(s, r, limit)
 		if err != nil {
@@ -329,13 +330,10 @@ func (t *wsTransport) readMessages(s messageSession) error {
 			return s.opError(opRead, errors.New("getty: websocket: invalid UTF-8 in a text message"))
 		}
 		t.readText.Store(typ == websocket.TextMessage)
-		if t.nc != nil {
-			t.handed++
-			if t.nc.f.msgs > t.handed && !t.gathering {
-				// More messages arrived with this one: gather the
-				// replies until the last of them is handled.
-				t.gather(true, s)
-			}
+		if t.nc != nil && t.nc.f.msgs > t.handed && !t.gathering {
+			// More messages arrived with this one: gather the replies
+			// until the last of them is handled.
+			_ = t.gather(true, s)
 		}
 		err = s.handleMessage(data)
 		bufpool.Put(bp)
