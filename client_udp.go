@@ -11,7 +11,7 @@ import (
 // WithServerAddress. Nothing is sent before the first write (upstream sent
 // a "connect-ping" datagram, which non-getty peers see as garbage).
 //
-// One datagram is one Reader call, and OnMessage receives a
+// A datagram is decoded whole (see Reader), and OnMessage receives a
 // UDPContext{Pkg, PeerAddr} as upstream. Bad datagrams are dropped and
 // counted (EndpointStatsOf(client).Drops). The ICMP "port unreachable"
 // that a connected socket reports as "connection refused" when nobody

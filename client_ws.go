@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -14,9 +15,9 @@ import (
 
 // NewWSClient returns a WebSocket client of WithServerAddress
 // ("ws://host:port/path"; a bare "host:port" means ws://host:port/). Each
-// dial, upgrade included, is bounded by WithDialTimeout. Sessions read one
-// whole message per Reader call and write one binary message per WritePkg,
-// as on the server.
+// dial, upgrade included, is bounded by WithDialTimeout. Sessions decode
+// whole messages and write one binary message per WritePkg, as on the
+// server.
 func NewWSClient(opts ...ClientOption) Client {
 	c := newClient(WS_CLIENT, "ws-session", opts)
 	c.dial = c.dialWS
@@ -95,12 +96,34 @@ func (c *client) dialWS(ctx context.Context) (transport, error) {
 		WriteBufferPool:   &wsWriteBuffers,
 		EnableCompression: true,
 	}
-	if c.opts.dialer != nil {
-		d.NetDialContext = c.dialConn // dial.go
+	// Frames are read through a wsNetConn (connection_ws_frames.go), so
+	// getty dials, and over TLS handshakes, itself.
+	d.NetDialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		conn, err := c.dialConn(ctx, network, addr) // dial.go
+		if err != nil {
+			return nil, err
+		}
+		return newWSNetConn(conn, true), nil
 	}
 	if u.Scheme == "wss" {
-		if d.TLSClientConfig, err = c.wsTLSConfig(); err != nil {
+		cfg, err := c.wsTLSConfig()
+		if err != nil {
 			return nil, asConfigError(err)
+		}
+		if cfg.ServerName == "" {
+			cfg.ServerName = u.Hostname()
+		}
+		d.NetDialTLSContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			conn, err := c.dialConn(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			tc := tls.Client(conn, cfg)
+			if err := tc.HandshakeContext(ctx); err != nil {
+				conn.Close()
+				return nil, err
+			}
+			return newWSNetConn(tc, true), nil
 		}
 	}
 	ws, resp, err := d.DialContext(ctx, u.String(), nil)

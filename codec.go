@@ -29,7 +29,10 @@ import (
 // rather than spinning or growing its buffer.
 //
 // buf is valid only until Read returns: a package must not alias it. On UDP
-// and WebSocket sessions Read gets one whole datagram or message per call.
+// and WebSocket sessions buf holds the rest of one whole datagram or
+// message: Read is called until it is used up, and bytes at its end that
+// Read cannot complete go to a MessageEndReader's ReadEnd, or are an
+// incomplete package (see MessageEndReader).
 type Reader interface {
 	Read(Session, []byte) (any, int, error)
 }

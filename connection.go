@@ -134,8 +134,8 @@ type streamConn interface {
 // settings, hands it whole messages, and ends it; it never touches the
 // session's fields.
 type messageSession interface {
-	// handleMessage decodes one whole message (one Reader call) and
-	// dispatches the package.
+	// handleMessage decodes every package of one whole message and
+	// dispatches them.
 	handleMessage(data []byte) error
 	// ending reports that the session is closing: a message read now is
 	// dropped, and a failed write is not the session's error.

@@ -34,7 +34,7 @@ func (c UDPContext) String() string {
 // a UDP client.
 //
 // Reading: one datagram per read into a pooled buffer the reader keeps
-// while the session lives; one datagram is one Reader call. A datagram that
+// while the session lives; a datagram is decoded whole. A datagram that
 // is empty, truncated or longer than the max message length is dropped and
 // counted without reaching the Reader. A Reader error or a broken Reader
 // contract drops that datagram (counted) and the session carries on, unlike

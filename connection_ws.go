@@ -46,8 +46,9 @@ var wsWriteBuffers sync.Pool
 // they are written on the reader goroutine while the connection is failing.
 type wsTransport struct {
 	ws      *websocket.Conn
-	raw     net.Conn // ws.NetConn(): *net.TCPConn, or *tls.Conn for WSS
-	deflate bool     // permessage-deflate was negotiated
+	raw     net.Conn   // the connection under nc: *net.TCPConn, or *tls.Conn for WSS
+	nc      *wsNetConn // what gorilla reads through: frame tracking, read deadline
+	deflate bool       // permessage-deflate was negotiated
 
 	mu        writeLock // serializes every write; guards closeSent
 	closeSent bool
@@ -58,6 +59,12 @@ type wsTransport struct {
 	closing atomic.Bool // shutdown or closeNow began
 	reading atomic.Bool // readLoop is running
 
+	text     atomic.Bool // write text messages (SetWSTextMessages)
+	readText atomic.Bool // the message being decoded is text (WSMessageIsText)
+
+	handed    uint64 // data messages readMessages has read (to compare with nc.f.msgs)
+	gathering bool   // nc is corked by readMessages
+
 	s          atomic.Value // messageSession, set by readMessages; for pings
 	ping       *wheel.Timer
 	pingQueued atomic.Bool
@@ -65,6 +72,11 @@ type wsTransport struct {
 
 func newWSTransport(ws *websocket.Conn, deflate bool) *wsTransport {
 	t := &wsTransport{ws: ws, raw: ws.NetConn(), deflate: deflate, mu: newWriteLock()}
+	if nc, ok := t.raw.(*wsNetConn); ok {
+		t.nc, t.raw = nc, nc.Conn
+		nc.f.deflate = deflate
+		nc.t = t
+	}
 	// gorilla compresses every message by default once deflate is
 	// negotiated; CompressNone means raw bytes until SetCompressType.
 	ws.EnableWriteCompression(false)
@@ -100,7 +112,8 @@ func (t *wsTransport) setCompress(c CompressType) bool {
 	return false
 }
 
-// write sends first and more as one binary message within timeout.
+// write sends first and more as one data message (binary, or text after
+// SetWSTextMessages) within timeout.
 func (t *wsTransport) write(first []byte, more [][]byte, timeout time.Duration) (int, error) {
 	if !t.mu.lockWithin(timeout) {
 		// Another write has held the connection for this call's whole
@@ -116,12 +129,12 @@ func (t *wsTransport) write(first []byte, more [][]byte, timeout time.Duration) 
 	}
 	_ = t.ws.SetWriteDeadline(deadline)
 	if len(more) == 0 {
-		if err := t.ws.WriteMessage(websocket.BinaryMessage, first); err != nil {
+		if err := t.ws.WriteMessage(t.messageType(), first); err != nil {
 			return 0, err
 		}
 		return len(first), nil
 	}
-	w, err := t.ws.NextWriter(websocket.BinaryMessage)
+	w, err := t.ws.NextWriter(t.messageType())
 	if err != nil {
 		return 0, err
 	}
@@ -151,6 +164,12 @@ func (t *wsTransport) control(typ int, data []byte, deadline time.Time) error {
 	}
 	if typ == websocket.CloseMessage {
 		t.closeSent = true
+		if t.nc != nil {
+			// The close frame goes now, after what was gathered.
+			if err := t.nc.uncork(deadline); err != nil {
+				return err
+			}
+		}
 	}
 	return t.ws.WriteControl(typ, data, deadline)
 }
@@ -174,6 +193,9 @@ func closeCode(err error) int {
 		return websocket.CloseNormalClosure
 	case errors.Is(err, ErrMsgTooLong):
 		return websocket.CloseMessageTooBig
+	case errors.Is(err, ErrReadTimeout):
+		// A frame that did not arrive within the read timeout.
+		return websocket.ClosePolicyViolation
 	case errors.As(err, &se) && se.Op == opDecode:
 		return websocket.CloseInvalidFramePayloadData
 	}
@@ -255,6 +277,13 @@ func (t *wsTransport) readMessages(s messageSession) error {
 	defer t.reading.Store(false)
 	defer t.stopPing()
 
+	if t.nc != nil {
+		defer func() {
+			if t.gathering {
+				_ = t.gather(false, s)
+			}
+		}()
+	}
 	t.ws.SetPongHandler(t.onPong)
 	t.ws.SetPingHandler(t.onPing)
 	t.ws.SetCloseHandler(t.onClose)
@@ -274,6 +303,7 @@ func (t *wsTransport) readMessages(s messageSession) error {
 		if err != nil {
 			return t.readError(s, err, false)
 		}
+		t.handed++ // one more data message read (wsNetConn counts those arrived)
 		s.UpdateActive()
 		bp, n, err := t.readMessage(s, r, limit)
 		if err != nil {
@@ -299,12 +329,40 @@ func (t *wsTransport) readMessages(s messageSession) error {
 			_ = t.sendClose(websocket.CloseInvalidFramePayloadData, "invalid UTF-8 in a text message", time.Now().Add(wsCloseGrace))
 			return s.opError(opRead, errors.New("getty: websocket: invalid UTF-8 in a text message"))
 		}
+		t.readText.Store(typ == websocket.TextMessage)
+		if t.nc != nil && t.nc.f.msgs > t.handed && !t.gathering {
+			// More messages arrived with this one: gather the replies
+			// until the last of them is handled.
+			_ = t.gather(true, s)
+		}
 		err = s.handleMessage(data)
 		bufpool.Put(bp)
 		if err != nil {
 			return err
 		}
+		if t.nc != nil {
+			if t.gathering && t.nc.f.msgs <= t.handed {
+				if err := t.gather(false, s); err != nil {
+					return s.opError(opWrite, err)
+				}
+			}
+			t.nc.resume()
+		}
 	}
+}
+
+// gather corks (on) or uncorks and flushes (off) the connection's
+// writes, on the reader goroutine. A close frame uncorks it for good
+// (control).
+func (t *wsTransport) gather(on bool, s messageSession) error {
+	t.gathering = on
+	if on {
+		if !t.closing.Load() {
+			t.nc.cork()
+		}
+		return nil
+	}
+	return t.nc.uncork(time.Now().Add(s.WriteTimeout()))
 }
 
 // session is the session readMessages serves; nil before it starts.
@@ -349,12 +407,17 @@ func (t *wsTransport) onClose(code int, text string) error {
 	return nil
 }
 
-// readMessage reads the rest of a message into a pooled buffer, under the
-// session's read timeout, and fails with ErrMsgTooLong past limit.
+// readMessage reads the rest of a message into a pooled buffer (under the
+// session's read timeout, which wsNetConn applies), and fails with
+// ErrMsgTooLong past limit.
 func (t *wsTransport) readMessage(s messageSession, r io.Reader, limit int) (*[]byte, int, error) {
-	if rt := s.ReadTimeout(); rt > 0 {
-		t.setReadDeadline(time.Now().Add(rt))
-		defer t.setReadDeadline(time.Time{})
+	if t.nc == nil {
+		// Not read through a wsNetConn: the message's deadline is set
+		// here.
+		if rt := s.ReadTimeout(); rt > 0 {
+			t.setReadDeadline(time.Now().Add(rt))
+			defer t.setReadDeadline(time.Time{})
+		}
 	}
 	bp := bufpool.Get(min(limit, 4096))
 	buf := (*bp)[:min(len(*bp), limit)] // pooled sizes round up; never read past limit
@@ -390,6 +453,14 @@ func (t *wsTransport) readMessage(s messageSession, r io.Reader, limit int) (*[]
 	}
 }
 
+// readTimeout is the session's read timeout (wsNetConn's frame limit).
+func (t *wsTransport) readTimeout() time.Duration {
+	if s := t.session(); s != nil {
+		return s.ReadTimeout()
+	}
+	return 0
+}
+
 // setReadDeadline sets the per-message read deadline unless the close
 // handshake has set its own.
 func (t *wsTransport) setReadDeadline(d time.Time) {
@@ -406,6 +477,12 @@ func (t *wsTransport) setReadDeadline(d time.Time) {
 func (t *wsTransport) readError(s messageSession, err error, inMessage bool) error {
 	if t.closing.Load() {
 		return nil // our own close
+	}
+	if errors.Is(err, errWSProtocol) {
+		// A frame gorilla accepts but the RFC does not: fail the
+		// connection as gorilla does with the others.
+		_ = t.sendClose(websocket.CloseProtocolError, "", time.Now().Add(wsCloseGrace))
+		return s.opError(opRead, err)
 	}
 	var ce *websocket.CloseError
 	if errors.As(err, &ce) {

@@ -161,14 +161,6 @@ func TestReliabSlowloris(t *testing.T) {
 	for _, d := range drips {
 		tr := row(d.row)
 		t.Run(d.name, func(t *testing.T) {
-			if d.phase == "wsframe" {
-				// Known limitation: gorilla reads a frame header before
-				// getty can tell a message has started, and a deadline
-				// armed on an idle connection would break it for good
-				// (gorilla's read errors are sticky). A dripped header is
-				// only bounded by the idle check in OnCron for now.
-				t.Skip("known limitation: the WebSocket read timeout starts after the frame header")
-			}
 			relSilence(t)
 			rec := newRelErrRecorder(true)
 			srv := startServer(t, tr.newServer(t, getty.WithServerHandshakeTimeout(limit)),

@@ -70,6 +70,7 @@ type server struct {
 	// stopLn stops what serveLn started, beyond closing the listener.
 	stopLn func()
 	tlsCfg *tls.Config
+	ws     *wsServer // WebSocket servers: the HTTP side (NewWSHandler)
 }
 
 func newServer(typ EndPointType, name string, opts []ServerOption) *server {

@@ -33,7 +33,7 @@ var _ PacketServer = (*udpEndpoint)(nil)
 // PeerAddr}) sends raw bytes to PeerAddr. A failed write (no peer, or a
 // socket error) spoils that datagram only: the session stays open.
 //
-// One datagram is one Reader call. Bad datagrams (empty, truncated, longer
+// A datagram is decoded whole (see Reader). Bad datagrams (empty, truncated, longer
 // than the max message length, or rejected by the Reader) are dropped and
 // counted (SessionStats.Drops, EndpointStats.Drops) and the endpoint keeps serving; a panic in a
 // callback still ends the session, as everywhere. The read timeout does not

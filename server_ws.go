@@ -18,9 +18,11 @@ import (
 // WithLocalAddress that upgrades requests for WithWebsocketServerPath ("/"
 // when empty) and runs one session per upgraded connection. The HTTP
 // handler's goroutine becomes the session's reader, so a connection costs
-// one goroutine. Each session reads one whole WebSocket message per Reader
-// call, writes one binary message per WritePkg, answers pings and pings its
-// peer every cron period. Origins are checked with WithWebsocketOriginCheck
+// one goroutine. Each session decodes every package of a whole WebSocket
+// message (see Reader), writes one binary message per WritePkg (text after
+// SetWSTextMessages), answers pings and pings its peer every cron period.
+// NewWSHandler serves its sessions from the program's own http.ServeMux
+// instead. Origins are checked with WithWebsocketOriginCheck
 // (default: no Origin header, or the same origin as the Host). The request
 // headers and the upgrade are bounded by WithServerHandshakeTimeout.
 //
@@ -74,6 +76,7 @@ func newWSServer(typ EndPointType, name string, opts []ServerOption) *server {
 	}
 	s.serveLn = w.serveHTTP
 	s.stopLn = w.stopHTTP
+	s.ws = w
 	return s
 }
 
@@ -187,19 +190,26 @@ func (w *wsServer) handler(cb NewSessionCallback) http.Handler {
 		w.mu.Unlock()
 		defer w.handlers.Done()
 
-		if limit := w.srv.opts.maxConns; limit > 0 && w.srv.count() >= limit {
-			w.srv.log(slog.LevelWarn, "getty: connection refused: WithServerMaxConnections reached",
-				slog.String(logKeyRemoteAddr, r.RemoteAddr), slog.Int("max_connections", limit))
-			http.Error(rw, http.StatusText(http.StatusServiceUnavailable), http.StatusServiceUnavailable)
-			return
-		}
-		ws, err := w.upgrader.Upgrade(rw, r, nil)
-		if err != nil {
-			return // upgradeError answered and logged
-		}
-		// This goroutine is the session's reader from here on.
-		w.srv.serveSession(newWSTransport(ws, offersDeflate(r.Header)), cb)
+		w.upgrade(rw, r, cb)
 	})
+}
+
+// upgrade upgrades r and runs its session on the calling goroutine until
+// the session ends.
+func (w *wsServer) upgrade(rw http.ResponseWriter, r *http.Request, cb NewSessionCallback) {
+	if limit := w.srv.opts.maxConns; limit > 0 && w.srv.count() >= limit {
+		w.srv.log(slog.LevelWarn, "getty: connection refused: WithServerMaxConnections reached",
+			slog.String(logKeyRemoteAddr, r.RemoteAddr), slog.Int("max_connections", limit))
+		http.Error(rw, http.StatusText(http.StatusServiceUnavailable), http.StatusServiceUnavailable)
+		return
+	}
+	// Frames are read through a wsNetConn (connection_ws_frames.go).
+	ws, err := w.upgrader.Upgrade(&wsHijacker{ResponseWriter: rw}, r, nil)
+	if err != nil {
+		return // upgradeError answered and logged
+	}
+	// This goroutine is the session's reader from here on.
+	w.srv.serveSession(newWSTransport(ws, offersDeflate(r.Header)), cb)
 }
 
 // offersDeflate reports whether the client offered permessage-deflate, so

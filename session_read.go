@@ -288,25 +288,69 @@ func (s *session) callReader(b []byte) (pkg any, n int, err error) {
 	return s.reader.Read(s, b)
 }
 
-// handleMessage decodes one whole message (a WebSocket message or a
-// datagram): exactly one Reader call.
+// handleMessage decodes every package of one whole message (a WebSocket
+// message or a datagram) and dispatches them in order. Bytes at the end
+// that the Reader cannot complete go to a MessageEndReader's ReadEnd;
+// otherwise they are an incomplete package (no more bytes of this message
+// can come): a decode error matching ErrReaderContract and
+// io.ErrUnexpectedEOF, which closes a
+// WebSocket session (1007) and drops the rest of a datagram (counted). An
+// empty message holds no package.
 func (s *session) handleMessage(data []byte) error {
 	s.UpdateActive()
 	s.readBytes.Add(uint64(len(data)))
-	if len(data) > int(s.maxMsgLen.Load()) {
-		return s.opError(opDecode, fmt.Errorf("%w: message of %d bytes, max %d", ErrMsgTooLong, len(data), s.maxMsgLen.Load()))
+	maxLen := int(s.maxMsgLen.Load())
+	if len(data) > maxLen {
+		return s.opError(opDecode, fmt.Errorf("%w: message of %d bytes, max %d", ErrMsgTooLong, len(data), maxLen))
 	}
-	pkg, n, err := s.decode(data)
-	if err != nil {
-		return err
+	for off := 0; off < len(data) && !s.closing.Load(); {
+		rest := data[off:]
+		pkg, n, err := s.decode(rest)
+		if err != nil {
+			return err
+		}
+		if pkg == nil {
+			if n < 0 || n > 0 && n <= len(rest) {
+				return s.opError(opDecode, fmt.Errorf("%w: no package but length %d with %d bytes left in a message", ErrReaderContract, n, len(rest)))
+			}
+			if n > maxLen {
+				return s.opError(opDecode, fmt.Errorf("%w: package of %d bytes, max %d", ErrMsgTooLong, n, maxLen))
+			}
+			return s.messageEnd(rest)
+		}
+		if n <= 0 || n > len(rest) {
+			s.recycle(pkg)
+			return s.opError(opDecode, fmt.Errorf("%w: package with length %d, %d bytes left in a message", ErrReaderContract, n, len(rest)))
+		}
+		off += n
+		if err := s.dispatchMessagePkg(pkg); err != nil {
+			return err
+		}
 	}
-	if pkg == nil {
-		return s.opError(opDecode, fmt.Errorf("%w: incomplete package in a whole message of %d bytes", ErrReaderContract, len(data)))
+	return nil
+}
+
+// messageEnd handles the bytes at the end of a message that Read could
+// not complete.
+func (s *session) messageEnd(rest []byte) error {
+	if r, ok := s.reader.(MessageEndReader); ok {
+		pkg, err := s.callReadEnd(r, rest)
+		if err != nil {
+			return s.opError(opDecode, err)
+		}
+		if pkg != nil {
+			return s.dispatchMessagePkg(pkg)
+		}
 	}
-	if n <= 0 || n > len(data) {
-		s.recycle(pkg)
-		return s.opError(opDecode, fmt.Errorf("%w: package with length %d in a message of %d bytes", ErrReaderContract, n, len(data)))
-	}
+	return s.opError(opDecode, fmt.Errorf("%w: %w: incomplete package of %d bytes at the end of a message", ErrReaderContract, io.ErrUnexpectedEOF, len(rest)))
+}
+
+func (s *session) callReadEnd(r MessageEndReader, b []byte) (pkg any, err error) {
+	defer recoverAs("MessageEndReader.ReadEnd", &err)
+	return r.ReadEnd(s, b)
+}
+
+func (s *session) dispatchMessagePkg(pkg any) error {
 	if s.pt != nil {
 		pkg = s.pt.wrap(pkg)
 	}

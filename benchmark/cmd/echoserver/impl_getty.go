@@ -29,6 +29,26 @@ func init() {
 		func(addr string, workers int) (server, error) {
 			return newGetty(addr, getty.WithServerTaskPool(gxsync.NewTaskPoolSimple(workers)))
 		})
+	register("getty-ws", "this library over WebSocket (NewWSServer), inline, built-in LengthFieldCodec (loadgen -ws)",
+		func(addr string, _ int) (server, error) { return newGettyWS(addr) })
+	register("getty-ws-pool", "this library over WebSocket with WithServerWorkerPool(workers) (loadgen -ws)",
+		func(addr string, workers int) (server, error) {
+			return newGettyWS(addr, getty.WithServerWorkerPool(workers))
+		})
+}
+
+func newGettyWS(addr string, opts ...getty.ServerOption) (*gettyServer, error) {
+	srv := getty.NewWSServer(append([]getty.ServerOption{getty.WithLocalAddress(addr)}, opts...)...)
+	srv.RunEventLoop(func(s getty.Session) error {
+		s.SetPkgHandler(&getty.LengthFieldCodec{})
+		s.SetEventListener(&gettyEcho{})
+		s.SetMaxMsgLen(maxFrame + 4)
+		return nil
+	})
+	if srv.IsClosed() {
+		return nil, fmt.Errorf("getty-ws: cannot listen on %s", addr)
+	}
+	return &gettyServer{srv: srv}, nil
 }
 
 type gettyEcho struct{ getty.BaseListener }

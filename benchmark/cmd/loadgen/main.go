@@ -15,6 +15,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -51,6 +52,55 @@ type config struct {
 	quietProg bool
 	ack       bool
 	cpuprof   string
+	ws        bool   // speak WebSocket: one binary message per frame
+	wsOut     []byte // -ws: the header of every message sent (masked, zero key)
+	wsIn      []byte // -ws: the header every reply must have
+}
+
+// wsHeaders returns the client's message header (masked with a zero key,
+// so the payload goes as is) and the server's, for messages of n bytes.
+func wsHeaders(n int) (out, in []byte) {
+	in = []byte{0x82, 0}
+	switch {
+	case n < 126:
+		in[1] = byte(n)
+	case n < 1<<16:
+		in[1] = 126
+		in = binary.BigEndian.AppendUint16(in, uint16(n))
+	default:
+		in[1] = 127
+		in = binary.BigEndian.AppendUint64(in, uint64(n))
+	}
+	out = append([]byte(nil), in...)
+	out[1] |= 0x80
+	return append(out, 0, 0, 0, 0), in
+}
+
+// wsUpgrade sends the upgrade request and reads the response up to its
+// blank line (the server sends nothing more before our first message).
+func wsUpgrade(nc net.Conn, host string) error {
+	_ = nc.SetDeadline(time.Now().Add(10 * time.Second))
+	defer nc.SetDeadline(time.Time{})
+	_, err := io.WriteString(nc, "GET / HTTP/1.1\r\nHost: "+host+"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+	if err != nil {
+		return err
+	}
+	var resp []byte
+	var b [1]byte
+	for !bytes.HasSuffix(resp, []byte("\r\n\r\n")) {
+		if len(resp) > 8<<10 {
+			return errors.New("websocket upgrade response too long")
+		}
+		if _, err := nc.Read(b[:]); err != nil {
+			return err
+		}
+		resp = append(resp, b[0])
+	}
+	if !bytes.HasPrefix(resp, []byte("HTTP/1.1 101")) {
+		return fmt.Errorf("websocket upgrade refused: %q", bytes.SplitN(resp, []byte("\r\n"), 2)[0])
+	}
+	return nil
 }
 
 // Phases of a run.
@@ -152,7 +202,8 @@ func (c *lconn) fail(err error) {
 func (c *lconn) writeLoop(cfg *config, done <-chan struct{}) {
 	defer c.writerDone.Store(true)
 	bw := bufio.NewWriterSize(c.nc, 64<<10)
-	frame := make([]byte, hdrLen+cfg.size)
+	msg := append(append([]byte(nil), cfg.wsOut...), make([]byte, hdrLen+cfg.size)...)
+	frame := msg[len(cfg.wsOut):]
 	binary.BigEndian.PutUint32(frame, uint32(cfg.size))
 	var seq uint64
 	for phase.Load() != phaseDone {
@@ -180,7 +231,7 @@ func (c *lconn) writeLoop(cfg *config, done <-chan struct{}) {
 		fillPayload(frame[hdrLen:], c.id, seq, nowNs())
 		seq++
 		c.sent.Store(seq) // before the bytes can reach the server
-		if _, err := bw.Write(frame); err != nil {
+		if _, err := bw.Write(msg); err != nil {
 			if !c.failed.Load() {
 				c.fail(fmt.Errorf("write: %w", err))
 			}
@@ -196,11 +247,22 @@ func (c *lconn) readLoop(cfg *config) {
 	br := bufio.NewReaderSize(c.nc, 64<<10)
 	var hdr [hdrLen]byte
 	payload := make([]byte, cfg.size)
+	wsHdr := make([]byte, len(cfg.wsIn))
 	var received, maxSeq uint64
 	haveMax := false
 	for {
 		if c.writerDone.Load() && received == c.sent.Load() {
 			return
+		}
+		if len(wsHdr) > 0 {
+			if _, err := io.ReadFull(br, wsHdr); err != nil {
+				c.readErr(err, received)
+				return
+			}
+			if !bytes.Equal(wsHdr, cfg.wsIn) {
+				c.fail(fmt.Errorf("reply message header %x, want %x", wsHdr, cfg.wsIn))
+				return
+			}
 		}
 		if _, err := io.ReadFull(br, hdr[:]); err != nil {
 			c.readErr(err, received)
@@ -257,19 +319,21 @@ func (c *lconn) readLoop(cfg *config) {
 func (c *lconn) syncLoop(cfg *config) {
 	defer c.writerDone.Store(true)
 	br := bufio.NewReaderSize(c.nc, 64<<10)
-	frame := make([]byte, hdrLen+cfg.size)
+	msg := append(append([]byte(nil), cfg.wsOut...), make([]byte, hdrLen+cfg.size)...)
+	frame := msg[len(cfg.wsOut):]
 	binary.BigEndian.PutUint32(frame, uint32(cfg.size))
-	reply := make([]byte, hdrLen+cfg.size)
+	whole := make([]byte, len(cfg.wsIn)+hdrLen+cfg.size)
+	reply := whole[len(cfg.wsIn):]
 	var seq uint64
 	for phase.Load() != phaseDone {
 		fillPayload(frame[hdrLen:], c.id, seq, nowNs())
 		seq++
 		c.sent.Store(seq)
-		if _, err := c.nc.Write(frame); err != nil {
+		if _, err := c.nc.Write(msg); err != nil {
 			c.fail(fmt.Errorf("write: %w", err))
 			return
 		}
-		if _, err := io.ReadFull(br, reply); err != nil {
+		if _, err := io.ReadFull(br, whole); err != nil {
 			if phase.Load() == phaseDone && isTimeout(err) {
 				return // counted as lost by main
 			}
@@ -277,6 +341,10 @@ func (c *lconn) syncLoop(cfg *config) {
 			return
 		}
 		now := nowNs()
+		if !bytes.Equal(whole[:len(cfg.wsIn)], cfg.wsIn) {
+			c.fail(fmt.Errorf("reply message header %x, want %x", whole[:len(cfg.wsIn)], cfg.wsIn))
+			return
+		}
 		if n := binary.BigEndian.Uint32(reply); n != uint32(cfg.size) {
 			c.fail(fmt.Errorf("reply length %d, want %d", n, cfg.size))
 			return
@@ -349,6 +417,11 @@ func dialAll(cfg *config) ([]net.Conn, uint64) {
 				var lastErr error
 				for attempt := 0; attempt < 5 && time.Now().Before(deadline); attempt++ {
 					nc, err := d.Dial(network, addr)
+					if err == nil && cfg.ws {
+						if err = wsUpgrade(nc, addr); err != nil {
+							nc.Close()
+						}
+					}
 					if err == nil {
 						conns[i] = nc
 						lastErr = nil
@@ -426,7 +499,14 @@ func main() {
 	flag.BoolVar(&cfg.quietProg, "quiet", false, "no per-second progress lines")
 	flag.StringVar(&cfg.cpuprof, "cpuprofile", "", "write the load generator's own CPU profile to this file")
 	flag.BoolVar(&cfg.ack, "ack-stdin", false, "after @measure-end keep the connections open until a line arrives on stdin (at most 10 s), so a driver can sample the server")
+	flag.BoolVar(&cfg.ws, "ws", false, "speak WebSocket (GET / upgrade): each frame is one binary message (not with -idle)")
 	flag.Parse()
+	if cfg.ws {
+		if cfg.idle {
+			fatalf("-ws does not apply to -idle")
+		}
+		cfg.wsOut, cfg.wsIn = wsHeaders(hdrLen + cfg.size)
+	}
 
 	if cfg.conns < 1 || cfg.conns > maxConns {
 		fatalf("-conns must be in [1, %d]", maxConns)
