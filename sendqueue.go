@@ -45,6 +45,11 @@ type sendQueue struct {
 	closed   bool
 
 	deadline writeDeadline
+
+	// iov is the flusher's writev list, reused: only the flusher (one at
+	// a time) touches it, so a big write allocates no list of its own.
+	iov     net.Buffers
+	iovBase [4][]byte
 }
 
 func (q *sendQueue) init(w net.Conn) {
@@ -133,12 +138,9 @@ func (q *sendQueue) writeBig(first []byte, more [][]byte, size int, timeout time
 		return 0, err
 	}
 	start := q.appended
-	bufs := make(net.Buffers, 0, 2+len(more))
-	bufs = append(bufs, first)
-	bufs = append(bufs, more...)
 	q.appended += uint64(size)
 	end := q.appended
-	q.flushLocked(bufs, timeout)
+	q.flushLocked(first, more, timeout)
 	sent := sentOf(q.written, start, end)
 	err := q.err
 	q.mu.Unlock()
@@ -155,13 +157,14 @@ func (q *sendQueue) flushThrough(end uint64, timeout time.Duration) {
 			q.waitLocked(&dl, timeout)
 			continue
 		}
-		q.flushLocked(nil, timeout)
+		q.flushLocked(nil, nil, timeout)
 	}
 }
 
-// flushLocked writes the pending bytes (then extra, when given) with mu
-// held on entry and exit but released around the syscall.
-func (q *sendQueue) flushLocked(extra net.Buffers, timeout time.Duration) {
+// flushLocked writes the pending bytes, then first and more (a big write's
+// own slices, when given), with mu held on entry and exit but released
+// around the syscall.
+func (q *sendQueue) flushLocked(first []byte, more [][]byte, timeout time.Duration) {
 	q.flushing = true
 	data, n := q.buf, q.pending
 	q.buf, q.pending = q.spare, 0
@@ -172,7 +175,7 @@ func (q *sendQueue) flushLocked(extra net.Buffers, timeout time.Duration) {
 	if data != nil {
 		pending = (*data)[:n]
 	}
-	wrote, err := q.writeOut(pending, extra, timeout)
+	wrote, err := q.writeOut(pending, first, more, timeout)
 
 	q.mu.Lock()
 	q.written += uint64(wrote)
@@ -192,42 +195,50 @@ func (q *sendQueue) flushLocked(extra net.Buffers, timeout time.Duration) {
 	q.cond.Broadcast()
 }
 
-// writeOut hands pending, then extra, to the socket (through the
+// writeOut hands pending, then first and more, to the socket (through the
 // compressor when there is one). A panic below it, a compressor's say, is
 // turned into the stream's error: the stream may be corrupt, so the writer
 // gets the error and the session closes, and flushLocked still clears the
 // flushing mark, so no later writer waits on a queue that nobody flushes.
-func (q *sendQueue) writeOut(pending []byte, extra net.Buffers, timeout time.Duration) (wrote int64, err error) {
+func (q *sendQueue) writeOut(pending, first []byte, more [][]byte, timeout time.Duration) (wrote int64, err error) {
 	defer recoverFault("the send queue", &err)
-	if len(pending) == 0 && extra == nil {
+	big := first != nil || more != nil
+	if len(pending) == 0 && !big {
 		return 0, nil
 	}
 	q.deadline.arm(q.w, timeout)
+	q.iov = q.iovBase[:0]
+	if len(pending) > 0 {
+		q.iov = append(q.iov, pending)
+	}
+	if big {
+		q.iov = append(q.iov, first)
+		q.iov = append(q.iov, more...)
+	}
+	// WriteTo consumes q.iov; clearing the base drops what it left, so the
+	// queue keeps no reference to the writers' slices.
+	defer clear(q.iovBase[:])
 	switch {
 	case q.z != nil:
-		return q.compress(pending, extra)
-	case extra == nil:
+		return q.compress(q.iov)
+	case !big:
 		m, err := q.w.Write(pending)
 		return int64(m), err
 	}
-	// Declared here: WriteTo's pointer receiver moves bufs to the heap, and
-	// only big writes should pay for that.
-	bufs := make(net.Buffers, 0, 1+len(extra))
-	if len(pending) > 0 {
-		bufs = append(bufs, pending)
-	}
-	bufs = append(bufs, extra...)
-	return bufs.WriteTo(q.w)
+	return q.iov.WriteTo(q.w)
 }
 
-// compress writes pending and extra through the compressor and flushes it,
-// so the peer can decode everything written so far. It reports the
-// uncompressed bytes taken, as a plain write would.
-func (q *sendQueue) compress(pending []byte, extra net.Buffers) (int64, error) {
-	n, err := q.z.Write(pending)
-	total := int64(n)
-	for i := 0; err == nil && i < len(extra); i++ {
-		n, err = q.z.Write(extra[i])
+// compress writes bufs through the compressor and flushes it, so the peer
+// can decode everything written so far. It reports the uncompressed bytes
+// taken, as a plain write would.
+func (q *sendQueue) compress(bufs net.Buffers) (int64, error) {
+	var (
+		total int64
+		err   error
+	)
+	for i := 0; err == nil && i < len(bufs); i++ {
+		var n int
+		n, err = q.z.Write(bufs[i])
 		total += int64(n)
 	}
 	if err != nil {
