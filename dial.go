@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"runtime/debug"
 )
 
 // DialContextFunc opens a client's connections; see WithDialContext.
@@ -41,11 +40,9 @@ func (c *client) dialConn(ctx context.Context, network, addr string) (net.Conn, 
 	return conn, nil
 }
 
+// callDialer calls the user's dialer under recover: a panic is a failed
+// dial (conn stays nil, since dial never returned).
 func callDialer(dial DialContextFunc, ctx context.Context, network, addr string) (conn net.Conn, err error) {
-	defer func() {
-		if v := recover(); v != nil {
-			conn, err = nil, &PanicError{Callback: "the dialer (WithDialContext)", Value: v, Stack: debug.Stack()}
-		}
-	}()
+	defer recoverAs("the dialer (WithDialContext)", &err)
 	return dial(ctx, network, addr)
 }
