@@ -27,7 +27,7 @@ func (s *session) dispatch(pkg any) error {
 	s.readPkgs.Add(1)
 	switch s.mode {
 	case dispatchMailbox:
-		if !s.mbox.Post(s.onMessage, pkg) {
+		if !s.mbox.RunOrPost(s.onMessage, pkg) {
 			s.recycle(pkg)
 		}
 	case dispatchUnordered:

@@ -176,10 +176,11 @@ func (s *session) consume() (need int, err error) {
 			}
 			corked = more
 		}
-		if !corked && s.mode == dispatchUnordered && off < len(buf) {
-			// Unordered tasks cork on their own (dispatch_unordered.go);
-			// this cork keeps the replies of tasks that start while the
-			// reader still dispatches from being written one by one.
+		if !corked && s.mode != dispatchInline && off < len(buf) {
+			// Pool tasks and mailbox drains cork on their own; this cork
+			// keeps the replies of those that run while the reader still
+			// dispatches (on a worker, or on the reader itself when the
+			// mailbox borrows a worker token) from leaving one by one.
 			s.tr.cork()
 			corked = true
 		}

@@ -34,6 +34,7 @@ type message struct {
 type Mailbox struct {
 	ex      Executor
 	yielder yielder // ex as a yielder, nil if it cannot re-queue without blocking
+	lender  lender  // ex as a lender, nil if it cannot lend a run slot (RunOrPost then posts)
 	key     uint64
 	budget  int
 	drainFn func() // m.drain as a method value, created once so scheduling does not allocate
@@ -73,6 +74,7 @@ func NewMailbox(ex Executor, key uint64, capacity, budget int) *Mailbox {
 	}
 	m := &Mailbox{ex: ex, key: key, budget: budget, capacity: capacity, rings: ringPool(capacity)}
 	m.yielder, _ = ex.(yielder)
+	m.lender, _ = ex.(lender)
 	m.notFull.L = &m.mu
 	m.drainFn = m.drain
 	return m
@@ -143,6 +145,57 @@ func (m *Mailbox) Post(fn func(arg any), arg any) bool {
 	}
 	m.abandon()
 	return false
+}
+
+// RunOrPost runs fn(arg) on the calling goroutine when the mailbox is idle (nothing queued, no drain queued or
+// running, not closed) and its executor lends a run slot without blocking — a Pool with a worker token free and
+// no worker waiting for one. Otherwise it is Post. The inline run owns the mailbox exactly as a drain does: the
+// begin and end hooks run around fn, later messages queue behind it, a final callback waits for it, and the
+// executor's bound on concurrent tasks counts it. It saves the handoff to a worker (a wake-up and a scheduler
+// round trip, about the cost of a short handler) whenever the pool has room; under saturation every message
+// queues as with Post, in FIFO order behind work already waiting. The result is Post's.
+//
+// Only a goroutine that may run the callbacks itself should call it (a session's reader does); a callback
+// calling RunOrPost on another mailbox would nest that mailbox's message inside its own.
+func (m *Mailbox) RunOrPost(fn func(arg any), arg any) bool {
+	if m.lender == nil {
+		return m.Post(fn, arg)
+	}
+	if fn == nil {
+		panic("dispatch: Mailbox.RunOrPost with nil fn")
+	}
+	m.mu.Lock()
+	if m.scheduled || m.closed || m.dead || !m.lender.tryBorrow() {
+		m.mu.Unlock()
+		return m.Post(fn, arg)
+	}
+	m.scheduled = true // idle implies empty (see Close): fn is next in order
+	m.mu.Unlock()
+	m.runBorrowed(fn, arg)
+	m.mu.Lock()
+	if m.n > 0 {
+		// Posted from another goroutine while fn ran: a drain takes over.
+		m.mu.Unlock()
+		if !m.ex.Execute(m.key, m.drainFn) {
+			m.abandon()
+		}
+		return true
+	}
+	m.scheduled = false
+	f := m.takeFinalLocked()
+	m.mu.Unlock()
+	if f != nil {
+		m.runGuarded(f)
+	}
+	return true
+}
+
+// runBorrowed runs one message as a batch of its own on a borrowed run slot, and gives the slot back.
+func (m *Mailbox) runBorrowed(fn func(any), arg any) {
+	defer m.lender.giveBack()
+	m.runGuarded(m.begin)
+	m.invoke(fn, arg)
+	m.runGuarded(m.end)
 }
 
 // Close stops the mailbox accepting messages: later Posts, and Posts blocked on a full mailbox, return false.
