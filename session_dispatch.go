@@ -22,7 +22,7 @@ func (s *session) dispatch(pkg any) error {
 	s.readPkgs.Add(1)
 	switch s.mode {
 	case dispatchMailbox:
-		if !s.mbox.RunOrPost(s.onMessage, pkg) {
+		if !s.mbox.RunOrPost(s.onMessage, pkg, s.rs.corked) {
 			s.recycle(pkg)
 		}
 	case dispatchUnordered:

@@ -31,6 +31,7 @@ type readState struct {
 	started  time.Time // when the pending bytes began arriving
 	deadline time.Time // armed read deadline; zero when none
 	eof      bool      // the stream ended in order
+	corked   bool      // consume holds a cork of its own: a borrowed run needs none
 }
 
 // fill reads once: into a fresh pooled buffer when none is held, else
@@ -184,7 +185,10 @@ func (s *session) consume() (need int, err error) {
 			s.tr.cork()
 			corked = true
 		}
-		if err := s.dispatch(pkg); err != nil {
+		s.rs.corked = corked
+		err := s.dispatch(pkg)
+		s.rs.corked = false
+		if err != nil {
 			if corked {
 				_ = s.endBatch(true)
 			}

@@ -19,11 +19,14 @@ func TestRunOrPostRunsOnCallerWhenIdle(t *testing.T) {
 	m.SetDrainHooks(func() { hooks = append(hooks, "begin") }, func() { hooks = append(hooks, "end") })
 	var inside, ranInside bool
 	inside = true
-	require.True(t, m.RunOrPost(func(any) { hooks = append(hooks, "msg"); ranInside = inside }, nil))
+	require.True(t, m.RunOrPost(func(any) { hooks = append(hooks, "msg"); ranInside = inside }, nil, false))
 	inside = false
 	assert.True(t, ranInside, "an idle mailbox on a pool with a free token runs the message on the caller")
 	assert.Equal(t, []string{"begin", "msg", "end"}, hooks, "the hooks wrap a borrowed run as a batch")
 	assert.EqualValues(t, 2, p.tok.free.Load(), "the token is back")
+	hooks = nil
+	require.True(t, m.RunOrPost(func(any) { hooks = append(hooks, "msg") }, nil, true))
+	assert.Equal(t, []string{"msg"}, hooks, "a caller with a batch of its own open gets no hooks")
 	done := make(chan struct{})
 	m.Close(func() { close(done) })
 	<-done
@@ -40,7 +43,7 @@ func TestRunOrPostQueuesWhenSaturated(t *testing.T) {
 	m := NewMailbox(p, 0, 0, 0)
 	ran := make(chan bool, 1)
 	calling := true
-	require.True(t, m.RunOrPost(func(any) { ran <- calling }, nil))
+	require.True(t, m.RunOrPost(func(any) { ran <- calling }, nil, false))
 	calling = false // RunOrPost returned: had fn run here, it would already be in ran
 	select {
 	case <-ran:
@@ -84,7 +87,7 @@ func TestRunOrPostKeepsBoundAndOrder(t *testing.T) {
 			}
 			for i := 0; i < each; i++ {
 				inRunOrPost.Store(true)
-				ok := m.RunOrPost(fn, i)
+				ok := m.RunOrPost(fn, i, i%2 == 1)
 				inRunOrPost.Store(false)
 				if !ok {
 					t.Errorf("RunOrPost %d refused", i)
@@ -122,7 +125,7 @@ func TestRunOrPostHandsOverToDrain(t *testing.T) {
 			close(posted)
 		}()
 		<-posted
-	}, nil))
+	}, nil, false))
 	<-done
 	assert.Equal(t, []string{"first", "second", "final"}, order)
 }

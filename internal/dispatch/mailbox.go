@@ -213,9 +213,13 @@ func (m *Mailbox) Post(fn func(arg any), arg any) bool {
 // round trip, about the cost of a short handler) whenever the pool has room; under saturation every message
 // queues as with Post, in FIFO order behind work already waiting. The result is Post's.
 //
+// inBatch tells that the caller holds a batch of its own open around this call (a reader gathering the replies
+// of several packages read together): a run on the caller then skips the begin and end hooks, which would only
+// nest inside the caller's. A posted message gets its drain's hooks either way.
+//
 // Only a goroutine that may run the callbacks itself should call it (a session's reader does); a callback
 // calling RunOrPost on another mailbox would nest that mailbox's message inside its own.
-func (m *Mailbox) RunOrPost(fn func(arg any), arg any) bool {
+func (m *Mailbox) RunOrPost(fn func(arg any), arg any, inBatch bool) bool {
 	if m.cfg.lender == nil {
 		return m.Post(fn, arg)
 	}
@@ -229,7 +233,7 @@ func (m *Mailbox) RunOrPost(fn func(arg any), arg any) bool {
 	}
 	m.scheduled = true // idle implies empty (see Close): fn is next in order
 	m.mu.Unlock()
-	m.runBorrowed(fn, arg)
+	m.runBorrowed(fn, arg, !inBatch)
 	m.mu.Lock()
 	if m.n > 0 {
 		// Posted from another goroutine while fn ran: a drain takes over.
@@ -248,12 +252,17 @@ func (m *Mailbox) RunOrPost(fn func(arg any), arg any) bool {
 	return true
 }
 
-// runBorrowed runs one message as a batch of its own on a borrowed run slot, and gives the slot back.
-func (m *Mailbox) runBorrowed(fn func(any), arg any) {
+// runBorrowed runs one message on a borrowed run slot, as a batch of its own with hooks, and gives the slot
+// back.
+func (m *Mailbox) runBorrowed(fn func(any), arg any, hooks bool) {
 	defer m.cfg.lender.giveBack()
-	m.hook(false)
+	if hooks {
+		m.hook(false)
+	}
 	m.invoke(fn, arg)
-	m.hook(true)
+	if hooks {
+		m.hook(true)
+	}
 }
 
 // Close stops the mailbox accepting messages: later Posts, and Posts blocked on a full mailbox, return false.
