@@ -93,9 +93,11 @@
 // # Concurrency
 //
 // Each connection has one reader goroutine. Without a pool OnMessage runs
-// on it, in order. WithServerWorkerPool runs OnMessage on a shared pool of
-// workers, still in order per session and with backpressure: a session
-// whose queue is full stops reading. WithServerTaskPool takes a gost task
+// on it, in order. WithServerWorkerPool bounds OnMessage to a shared pool
+// of n workers, still in order per session and with backpressure: a session
+// whose queue is full stops reading. The workers are n tokens: a reader
+// whose session has nothing queued runs OnMessage itself while a token is
+// free, and hands it to a worker once all n are held. WithServerTaskPool takes a gost task
 // pool as upstream does (unordered unless WithServerOrderedDispatch). One
 // timer wheel for the process drives every OnCron; a small set of runners
 // per endpoint calls it, so a slow OnCron delays neither the wheel nor

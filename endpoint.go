@@ -40,6 +40,7 @@ type endpoint struct {
 	tPool       gxsync.GenericTaskPool
 	pool        *dispatch.Pool // built-in, owned
 	executor    dispatch.Executor
+	mailboxes   *dispatch.Mailboxes // what the sessions' mailboxes share, in ordered mode
 	ordered     bool
 	mailboxSize int
 	crons       cronRunners
@@ -95,6 +96,9 @@ func newEndpoint(self EndPoint, typ EndPointType, name string, dc dispatchConfig
 	case dc.tPool != nil:
 		e.executor = dispatch.NewGostExecutor(dc.tPool)
 		e.ordered = dc.ordered
+	}
+	if e.executor != nil && e.ordered {
+		e.mailboxes = dispatch.NewMailboxes(e.executor, e.mailboxSize, 0)
 	}
 	e.crons.init(max(2, runtime.GOMAXPROCS(0)))
 	return e

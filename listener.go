@@ -16,7 +16,10 @@ type NewSessionCallback func(Session) error
 //	      OnOpen           (reader goroutine; an error closes the socket, no OnClose)
 //	        |
 //	        +--> OnMessage ... OnMessage   (reader goroutine, or a pool worker
-//	        |                               when a task pool is configured)
+//	        |                               when a pool is configured; the
+//	        |                               built-in ordered pool also runs
+//	        |                               them on the reader while it has
+//	        |                               a worker token free)
 //	        +--> OnCron ... OnCron         (a cron executor goroutine, every
 //	        |                               cron period; never overlaps itself)
 //	        |

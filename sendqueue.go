@@ -45,12 +45,17 @@ type sendQueue struct {
 	closed   bool
 
 	deadline writeDeadline
-
-	// iov is the flusher's writev list, reused: only the flusher (one at
-	// a time) touches it, so a big write allocates no list of its own.
-	iov     net.Buffers
-	iovBase [4][]byte
 }
+
+// iovList is a flusher's writev list. Lists are pooled rather than kept in
+// each queue: only a write of a big package or through a compressor needs
+// one, and an idle connection then holds none (120 bytes less per queue).
+type iovList struct {
+	bufs net.Buffers
+	base [4][]byte
+}
+
+var iovLists = sync.Pool{New: func() any { return new(iovList) }}
 
 func (q *sendQueue) init(w net.Conn) {
 	q.w = w
@@ -207,25 +212,33 @@ func (q *sendQueue) writeOut(pending, first []byte, more [][]byte, timeout time.
 		return 0, nil
 	}
 	q.deadline.arm(q.w, timeout)
-	q.iov = q.iovBase[:0]
-	if len(pending) > 0 {
-		q.iov = append(q.iov, pending)
-	}
-	if big {
-		q.iov = append(q.iov, first)
-		q.iov = append(q.iov, more...)
-	}
-	// WriteTo consumes q.iov; clearing the base drops what it left, so the
-	// queue keeps no reference to the writers' slices.
-	defer clear(q.iovBase[:])
-	switch {
-	case q.z != nil:
-		return q.compress(q.iov)
-	case !big:
+	if q.z == nil && !big {
 		m, err := q.w.Write(pending)
 		return int64(m), err
 	}
-	return q.iov.WriteTo(q.w)
+	l := iovLists.Get().(*iovList)
+	defer putIOV(l)
+	l.bufs = l.base[:0]
+	if len(pending) > 0 {
+		l.bufs = append(l.bufs, pending)
+	}
+	if big {
+		l.bufs = append(l.bufs, first)
+		l.bufs = append(l.bufs, more...)
+	}
+	if q.z != nil {
+		return q.compress(l.bufs)
+	}
+	return l.bufs.WriteTo(q.w)
+}
+
+// putIOV pools l again. WriteTo consumed l.bufs; clearing the base drops
+// what it left, so the pool keeps no reference to the writers' slices. A
+// list grown past its base for many slices is dropped with them.
+func putIOV(l *iovList) {
+	clear(l.base[:])
+	l.bufs = nil
+	iovLists.Put(l)
 }
 
 // compress writes bufs through the compressor and flushes it, so the peer

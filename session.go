@@ -142,9 +142,9 @@ type session struct {
 	closing   atomic.Bool
 	unhandled atomic.Bool // BaseListener.OnError saw the ending error
 	errMu     sync.Mutex
-	err       error // the error that ends the session; nil for an orderly close
-	endOnce   sync.Once
-	endDone   chan struct{}
+	err       error          // the error that ends the session; nil for an orderly close
+	endBegun  atomic.Bool    // end has run or is running: it runs once
+	endDone   sync.WaitGroup // 1 until end has finished; no channel, one object fewer per session
 
 	// read buffer and stream state, owned by the reader goroutine
 	rbuf *[]byte
@@ -154,14 +154,14 @@ type session struct {
 
 func newSession(ep *endpoint, tr transport) *session {
 	s := &session{
-		id:      connID.Add(1),
-		ep:      ep,
-		tr:      tr,
-		endDone: make(chan struct{}),
+		id: connID.Add(1),
+		ep: ep,
+		tr: tr,
 	}
 	s.pt, _ = tr.(packetTransport)
 	s.Reset()
 	s.onMessage = s.runMessage
+	s.endDone.Add(1)
 	s.cron = wheel.Default().NewTimer(s.cronFire)
 	s.UpdateActive()
 	return s

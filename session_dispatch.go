@@ -1,10 +1,6 @@
 package getty
 
-import (
-	"errors"
-
-	"github.com/getty-go/getty/internal/dispatch"
-)
+import "errors"
 
 func (s *session) setupDispatch() {
 	ep := s.ep
@@ -13,9 +9,8 @@ func (s *session) setupDispatch() {
 		s.mode = dispatchInline
 	case ep.ordered:
 		s.mode = dispatchMailbox
-		s.mbox = dispatch.NewMailbox(ep.executor, uint64(s.id), ep.mailboxSize, 0)
-		s.mbox.SetDrainHooks(s.tr.cork, s.flushBatch)
-		s.mbox.SetPanicHandler(func(v any) { s.closeWith(newPanicError("OnMessage", v)) })
+		s.mbox = ep.mailboxes.New(uint64(s.id))
+		s.mbox.SetHooks((*mailboxHooks)(s))
 	default:
 		s.mode = dispatchUnordered
 		s.ex = ep.executor
@@ -27,7 +22,7 @@ func (s *session) dispatch(pkg any) error {
 	s.readPkgs.Add(1)
 	switch s.mode {
 	case dispatchMailbox:
-		if !s.mbox.Post(s.onMessage, pkg) {
+		if !s.mbox.RunOrPost(s.onMessage, pkg, s.rs.corked) {
 			s.recycle(pkg)
 		}
 	case dispatchUnordered:
@@ -56,9 +51,21 @@ func (s *session) runMessage(pkg any) {
 	}
 }
 
-// flushBatch is the mailbox's end-of-drain hook: it flushes the replies
-// gathered during the drain.
-func (s *session) flushBatch() { _ = s.endBatch(true) }
+// mailboxHooks is a session seen as its mailbox's hooks: a conversion of
+// the session pointer, so installing them allocates nothing (a closure for
+// each would cost every session on a pool three small objects).
+type mailboxHooks session
+
+// BeginBatch gathers the replies of a drain batch.
+func (h *mailboxHooks) BeginBatch() { h.tr.cork() }
+
+// EndBatch flushes the replies gathered during the batch.
+func (h *mailboxHooks) EndBatch() { _ = (*session)(h).endBatch(true) }
+
+// Panicked ends the session whose OnMessage panicked.
+func (h *mailboxHooks) Panicked(v any) {
+	(*session)(h).closeWith(newPanicError("OnMessage", v))
+}
 
 // endBatch ends a dispatch batch; flush writes out the gathered replies.
 func (s *session) endBatch(flush bool) error {

@@ -175,32 +175,33 @@ func (s *session) endReading(readErr error) {
 	} else {
 		s.end()
 	}
-	<-s.endDone
+	s.endDone.Wait()
 }
 
 // end ends the session after its last OnMessage: it closes the socket
 // (after flushing replies), waits out callbacks in flight, then reports.
 func (s *session) end() {
-	s.endOnce.Do(func() {
-		defer close(s.endDone)
-		s.closing.Store(true)
-		s.stopCron()
-		_ = s.tr.shutdown(time.Now().Add(time.Duration(s.waitTime.Load())), s.endErr())
-		s.gateMu.Lock()
-		s.gateShut = true
-		s.gateMu.Unlock()
-		err := s.endErr()
-		if s.ep != nil {
-			s.ep.noteEnd(s, err)
-		}
-		if err != nil {
-			s.reportEnd(err) // OnError; logs a panic, or an error nobody handled
-		}
-		s.callback("OnClose", func() { s.listener.OnClose(s) })
-		if s.ep != nil && s.ep.onEnd != nil {
-			s.ep.onEnd(s)
-		}
-	})
+	if !s.endBegun.CompareAndSwap(false, true) {
+		return
+	}
+	defer s.endDone.Done()
+	s.closing.Store(true)
+	s.stopCron()
+	_ = s.tr.shutdown(time.Now().Add(time.Duration(s.waitTime.Load())), s.endErr())
+	s.gateMu.Lock()
+	s.gateShut = true
+	s.gateMu.Unlock()
+	err := s.endErr()
+	if s.ep != nil {
+		s.ep.noteEnd(s, err)
+	}
+	if err != nil {
+		s.reportEnd(err) // OnError; logs a panic, or an error nobody handled
+	}
+	s.callback("OnClose", func() { s.listener.OnClose(s) })
+	if s.ep != nil && s.ep.onEnd != nil {
+		s.ep.onEnd(s)
+	}
 }
 
 // callback runs a closing callback under recover; a panic there can only be

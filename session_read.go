@@ -31,6 +31,7 @@ type readState struct {
 	started  time.Time // when the pending bytes began arriving
 	deadline time.Time // armed read deadline; zero when none
 	eof      bool      // the stream ended in order
+	corked   bool      // consume holds a cork of its own: a borrowed run needs none
 }
 
 // fill reads once: into a fresh pooled buffer when none is held, else
@@ -176,14 +177,18 @@ func (s *session) consume() (need int, err error) {
 			}
 			corked = more
 		}
-		if !corked && s.mode == dispatchUnordered && off < len(buf) {
-			// Unordered tasks cork on their own (dispatch_unordered.go);
-			// this cork keeps the replies of tasks that start while the
-			// reader still dispatches from being written one by one.
+		if !corked && s.mode != dispatchInline && off < len(buf) {
+			// Pool tasks and mailbox drains cork on their own; this cork
+			// keeps the replies of those that run while the reader still
+			// dispatches (on a worker, or on the reader itself when the
+			// mailbox borrows a worker token) from leaving one by one.
 			s.tr.cork()
 			corked = true
 		}
-		if err := s.dispatch(pkg); err != nil {
+		s.rs.corked = corked
+		err := s.dispatch(pkg)
+		s.rs.corked = false
+		if err != nil {
 			if corked {
 				_ = s.endBatch(true)
 			}

@@ -33,6 +33,14 @@ type yielder interface {
 	yield(key uint64, task func()) yieldResult
 }
 
+// lender is implemented by executors that can let a caller run a task on its own goroutine within the executor's
+// concurrency bound: tryBorrow takes a run slot without blocking (false if none is free), giveBack returns it.
+// Mailbox.RunOrPost uses it to skip the handoff to a worker when a session's mailbox is idle.
+type lender interface {
+	tryBorrow() bool
+	giveBack()
+}
+
 // GostExecutor adapts a gxsync.GenericTaskPool (github.com/dubbogo/gost/sync) to Executor, for compatibility with
 // servers configured the upstream getty way. It uses the pool's blocking AddTask, so a saturated pool still pushes
 // back on the caller (AddTaskAlways/AddTaskBalance would spawn goroutines instead).

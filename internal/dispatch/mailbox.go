@@ -23,7 +23,8 @@ type message struct {
 // busy session cannot starve others on the same queue. Re-queueing must not block (the drain runs on the very
 // worker that empties that queue), so it is only done on executors that support it (Pool); on other executors
 // (GostExecutor, custom ones) the drain keeps running until the mailbox is empty — order and liveness hold,
-// fairness between sessions is then up to the executor.
+// fairness between sessions is then up to the executor. RunOrPost is the other way in: on an idle mailbox whose
+// executor lends a run slot (a Pool token) it runs the message on the caller instead of scheduling a drain.
 //
 // Backpressure: Post blocks while the mailbox is full, and the pool holds at most one task per mailbox, so memory
 // is bounded by (mailboxes x capacity) messages regardless of how fast readers decode.
@@ -32,21 +33,14 @@ type message struct {
 // saturated queue of the same pool: the worker would wait for itself. Handlers must not call runtime.Goexit (it
 // cannot be recovered and would leave the mailbox marked as draining).
 type Mailbox struct {
-	ex      Executor
-	yielder yielder // ex as a yielder, nil if it cannot re-queue without blocking
+	cfg     *Mailboxes
 	key     uint64
-	budget  int
 	drainFn func() // m.drain as a method value, created once so scheduling does not allocate
-
-	// Set before use (not synchronized).
-	begin, end func()
-	onPanic    func(any)
+	hooks   Hooks  // set before use (not synchronized); nil: no hooks, panics logged
 
 	mu        sync.Mutex
 	notFull   sync.Cond  // Posts wait here while the ring is full
-	capacity  int        // ring size
-	rings     *sync.Pool // rings of this size, shared by mailboxes
-	ring      *[]message // borrowed from rings while messages are queued; nil when idle
+	ring      *[]message // borrowed from cfg.rings while messages are queued; nil when idle
 	buf       []message  // *ring, or nil
 	head, n   int
 	waiters   int    // Posts waiting on notFull
@@ -57,11 +51,50 @@ type Mailbox struct {
 	final     func() // from the first Close
 }
 
-// NewMailbox creates a mailbox drained by ex whose drains are submitted with the given key (sessions sharing a
-// Pool queue share its worker; use the session id). capacity <= 0 means DefaultMailboxCapacity, budget <= 0 means
-// DefaultMailboxBudget. The ring is borrowed from a pool while messages are queued and returned when the mailbox
-// drains empty, so an idle session holds none.
-func NewMailbox(ex Executor, key uint64, capacity, budget int) *Mailbox {
+// Mailboxes holds what the mailboxes of one executor share, so that each mailbox (one per session) carries
+// only its own state: an idle session costs less memory.
+type Mailboxes struct {
+	ex       Executor
+	yielder  yielder // ex as a yielder, nil if it cannot re-queue without blocking
+	lender   lender  // ex as a lender, nil if it cannot lend a run slot (RunOrPost then posts)
+	capacity int     // ring size
+	budget   int
+	rings    *sync.Pool // rings of this size, shared by mailboxes
+}
+
+// Hooks are a mailbox owner's callbacks as one interface, so an owner can install them without a closure each:
+// BeginBatch and EndBatch run on the drain goroutine around each batch of messages (see SetDrainHooks), Panicked
+// receives the value of a panic recovered from a message or a hook (see SetPanicHandler).
+type Hooks interface {
+	BeginBatch()
+	EndBatch()
+	Panicked(v any)
+}
+
+// funcHooks are Hooks from funcs (SetDrainHooks, SetPanicHandler); nil funcs are no-ops, a nil onPanic logs.
+type funcHooks struct {
+	begin, end func()
+	onPanic    func(any)
+}
+
+func (f *funcHooks) BeginBatch() {
+	if f.begin != nil {
+		f.begin()
+	}
+}
+
+func (f *funcHooks) EndBatch() {
+	if f.end != nil {
+		f.end()
+	}
+}
+
+func (f *funcHooks) Panicked(v any) { reportPanic(f.onPanic, v) }
+
+// NewMailboxes prepares mailboxes drained by ex. capacity <= 0 means DefaultMailboxCapacity, budget <= 0 means
+// DefaultMailboxBudget. A mailbox's ring is borrowed from a pool while messages are queued and returned when the
+// mailbox drains empty, so an idle mailbox holds none.
+func NewMailboxes(ex Executor, capacity, budget int) *Mailboxes {
 	if ex == nil {
 		panic("dispatch: NewMailbox with nil Executor")
 	}
@@ -71,11 +104,37 @@ func NewMailbox(ex Executor, key uint64, capacity, budget int) *Mailbox {
 	if budget <= 0 {
 		budget = DefaultMailboxBudget
 	}
-	m := &Mailbox{ex: ex, key: key, budget: budget, capacity: capacity, rings: ringPool(capacity)}
-	m.yielder, _ = ex.(yielder)
+	c := &Mailboxes{ex: ex, budget: budget, capacity: capacity, rings: ringPool(capacity)}
+	c.yielder, _ = ex.(yielder)
+	c.lender, _ = ex.(lender)
+	return c
+}
+
+// New creates a mailbox whose drains are submitted with the given key (sessions sharing a Pool queue share its
+// worker; use the session id).
+func (c *Mailboxes) New(key uint64) *Mailbox {
+	m := &Mailbox{cfg: c, key: key}
 	m.notFull.L = &m.mu
 	m.drainFn = m.drain
 	return m
+}
+
+// NewMailbox creates one mailbox drained by ex: NewMailboxes(ex, capacity, budget).New(key).
+func NewMailbox(ex Executor, key uint64, capacity, budget int) *Mailbox {
+	return NewMailboxes(ex, capacity, budget).New(key)
+}
+
+// SetHooks installs h (see Hooks). Must be set before the first Post.
+func (m *Mailbox) SetHooks(h Hooks) { m.hooks = h }
+
+// funcs returns the mailbox's funcHooks, installing them if it has other hooks or none.
+func (m *Mailbox) funcs() *funcHooks {
+	if f, ok := m.hooks.(*funcHooks); ok {
+		return f
+	}
+	f := &funcHooks{}
+	m.hooks = f
+	return f
 }
 
 // SetDrainHooks installs begin and end, called on the drain goroutine around each batch of messages: begin before
@@ -83,14 +142,15 @@ func NewMailbox(ex Executor, key uint64, capacity, budget int) *Mailbox {
 // overlap and never run concurrently with a message). A session uses them to batch its writes per drain (open a
 // write batch, flush it once). Either may be nil. Must be set before the first Post.
 func (m *Mailbox) SetDrainHooks(begin, end func()) {
-	m.begin, m.end = begin, end
+	f := m.funcs()
+	f.begin, f.end = begin, end
 }
 
 // SetPanicHandler installs h to receive the value of a panic recovered from a message, a hook or the final
 // callback; the mailbox keeps running either way. Without a handler the panic is logged with its stack. Must be
 // set before the first Post.
 func (m *Mailbox) SetPanicHandler(h func(v any)) {
-	m.onPanic = h
+	m.funcs().onPanic = h
 }
 
 // Len reports the number of messages waiting (not counting one that is running).
@@ -111,7 +171,7 @@ func (m *Mailbox) Post(fn func(arg any), arg any) bool {
 		panic("dispatch: Mailbox.Post with nil fn")
 	}
 	m.mu.Lock()
-	for m.n == m.capacity && !m.closed && !m.dead {
+	for m.n == m.cfg.capacity && !m.closed && !m.dead {
 		m.waiters++
 		m.notFull.Wait()
 		m.waiters--
@@ -121,7 +181,7 @@ func (m *Mailbox) Post(fn func(arg any), arg any) bool {
 		return false
 	}
 	if m.buf == nil {
-		m.ring = m.rings.Get().(*[]message)
+		m.ring = m.cfg.rings.Get().(*[]message)
 		m.buf = *m.ring
 	}
 	i := m.head + m.n
@@ -138,11 +198,71 @@ func (m *Mailbox) Post(fn func(arg any), arg any) bool {
 	m.mu.Unlock()
 	// Outside the lock: Execute may block on a saturated executor, and meanwhile other Posts must still be able
 	// to fill the mailbox (and then block), and the drain must be able to start.
-	if m.ex.Execute(m.key, m.drainFn) {
+	if m.cfg.ex.Execute(m.key, m.drainFn) {
 		return true
 	}
 	m.abandon()
 	return false
+}
+
+// RunOrPost runs fn(arg) on the calling goroutine when the mailbox is idle (nothing queued, no drain queued or
+// running, not closed) and its executor lends a run slot without blocking — a Pool with a worker token free and
+// no worker waiting for one. Otherwise it is Post. The inline run owns the mailbox exactly as a drain does: the
+// begin and end hooks run around fn, later messages queue behind it, a final callback waits for it, and the
+// executor's bound on concurrent tasks counts it. It saves the handoff to a worker (a wake-up and a scheduler
+// round trip, about the cost of a short handler) whenever the pool has room; under saturation every message
+// queues as with Post, in FIFO order behind work already waiting. The result is Post's.
+//
+// inBatch tells that the caller holds a batch of its own open around this call (a reader gathering the replies
+// of several packages read together): a run on the caller then skips the begin and end hooks, which would only
+// nest inside the caller's. A posted message gets its drain's hooks either way.
+//
+// Only a goroutine that may run the callbacks itself should call it (a session's reader does); a callback
+// calling RunOrPost on another mailbox would nest that mailbox's message inside its own.
+func (m *Mailbox) RunOrPost(fn func(arg any), arg any, inBatch bool) bool {
+	if m.cfg.lender == nil {
+		return m.Post(fn, arg)
+	}
+	if fn == nil {
+		panic("dispatch: Mailbox.RunOrPost with nil fn")
+	}
+	m.mu.Lock()
+	if m.scheduled || m.closed || m.dead || !m.cfg.lender.tryBorrow() {
+		m.mu.Unlock()
+		return m.Post(fn, arg)
+	}
+	m.scheduled = true // idle implies empty (see Close): fn is next in order
+	m.mu.Unlock()
+	m.runBorrowed(fn, arg, !inBatch)
+	m.mu.Lock()
+	if m.n > 0 {
+		// Posted from another goroutine while fn ran: a drain takes over.
+		m.mu.Unlock()
+		if !m.cfg.ex.Execute(m.key, m.drainFn) {
+			m.abandon()
+		}
+		return true
+	}
+	m.scheduled = false
+	f := m.takeFinalLocked()
+	m.mu.Unlock()
+	if f != nil {
+		m.runGuarded(f)
+	}
+	return true
+}
+
+// runBorrowed runs one message on a borrowed run slot, as a batch of its own with hooks, and gives the slot
+// back.
+func (m *Mailbox) runBorrowed(fn func(any), arg any, hooks bool) {
+	defer m.cfg.lender.giveBack()
+	if hooks {
+		m.hook(false)
+	}
+	m.invoke(fn, arg)
+	if hooks {
+		m.hook(true)
+	}
 }
 
 // Close stops the mailbox accepting messages: later Posts, and Posts blocked on a full mailbox, return false.
@@ -189,7 +309,7 @@ func (m *Mailbox) drain() {
 	inBatch := false
 	for {
 		m.mu.Lock()
-		if m.n > 0 && ran < m.budget {
+		if m.n > 0 && ran < m.cfg.budget {
 			msg := m.buf[m.head]
 			m.buf[m.head] = message{} // drop references for the GC
 			m.head++
@@ -203,7 +323,7 @@ func (m *Mailbox) drain() {
 			m.mu.Unlock()
 			if !inBatch {
 				inBatch = true
-				m.runGuarded(m.begin)
+				m.hook(false)
 			}
 			m.invoke(msg.fn, msg.arg)
 			ran++
@@ -215,7 +335,7 @@ func (m *Mailbox) drain() {
 		// mailbox so it cannot overlap a later drain's begin or messages.
 		if inBatch {
 			inBatch = false
-			m.runGuarded(m.end)
+			m.hook(true)
 		}
 		m.mu.Lock()
 		if m.n == 0 {
@@ -229,14 +349,14 @@ func (m *Mailbox) drain() {
 			return
 		}
 		m.mu.Unlock()
-		if ran < m.budget {
+		if ran < m.cfg.budget {
 			continue // messages arrived while end ran: start another batch in this drain
 		}
-		if m.yielder == nil {
+		if m.cfg.yielder == nil {
 			ran = 0 // executor cannot re-queue without blocking: keep draining here
 			continue
 		}
-		switch m.yielder.yield(m.key, m.drainFn) {
+		switch m.cfg.yielder.yield(m.key, m.drainFn) {
 		case yieldOK:
 			return // the re-queued drain continues later, after what is ahead of it in the queue
 		case yieldClosed:
@@ -273,7 +393,20 @@ func (m *Mailbox) invoke(fn func(any), arg any) {
 	fn(arg)
 }
 
-// runGuarded runs a hook or final callback (nil is a no-op) with the same panic containment as messages.
+// hook runs the begin (end false) or end hook, if any, with the same panic containment as messages.
+func (m *Mailbox) hook(end bool) {
+	if m.hooks == nil {
+		return
+	}
+	defer m.recoverPanic()
+	if end {
+		m.hooks.EndBatch()
+	} else {
+		m.hooks.BeginBatch()
+	}
+}
+
+// runGuarded runs a final callback (nil is a no-op) with the same panic containment as messages.
 func (m *Mailbox) runGuarded(f func()) {
 	if f == nil {
 		return
@@ -284,7 +417,11 @@ func (m *Mailbox) runGuarded(f func()) {
 
 func (m *Mailbox) recoverPanic() {
 	if r := recover(); r != nil {
-		reportPanic(m.onPanic, r)
+		var h func(any)
+		if m.hooks != nil {
+			h = m.hooks.Panicked
+		}
+		reportPanic(h, r)
 	}
 }
 
@@ -293,7 +430,7 @@ func (m *Mailbox) releaseRingLocked() {
 	if m.ring == nil {
 		return
 	}
-	m.rings.Put(m.ring)
+	m.cfg.rings.Put(m.ring)
 	m.ring, m.buf, m.head = nil, nil, 0
 }
 

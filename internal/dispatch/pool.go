@@ -23,12 +23,17 @@ const DefaultQueueLen = 256
 //
 // Memory is bounded: nothing here allocates per task, workers are started once, and Execute blocks while the
 // target queue is full.
+//
+// Concurrency is bounded by tokens, one per worker (tokens.go): a worker holds one while it runs a task, and a
+// Mailbox may borrow one to run a message on its caller's goroutine (RunOrPost). At most `workers` tasks and
+// borrowed runs execute at once; a worker that finds every token borrowed waits for one.
 type Pool struct {
 	queues  []*poolQueue
 	workers int
 	wg      sync.WaitGroup
 	once    sync.Once
 	onPanic atomic.Pointer[func(any)]
+	tok     tokens // one per worker: at most `workers` tasks and borrowed runs at once (tokens.go)
 }
 
 // poolQueue is a bounded ring of tasks guarded by a mutex. A channel cannot express the one thing needed beyond a
@@ -70,6 +75,7 @@ func NewPoolWithQueues(workers, queues, queueLen int) *Pool {
 		queueLen = DefaultQueueLen
 	}
 	p := &Pool{queues: make([]*poolQueue, queues), workers: workers}
+	p.tok.init(workers)
 	for i := range p.queues {
 		serving := workers / queues
 		if i < workers%queues {
@@ -213,14 +219,23 @@ func (p *Pool) work(q *poolQueue) {
 			normal = true
 			return
 		}
+		p.tok.acquire()
 		p.run(task)
 	}
 }
 
 func (p *Pool) run(task func()) {
+	defer p.tok.release()
 	defer p.recoverPanic()
 	task()
 }
+
+// tryBorrow takes one of the workers' tokens for a run on the caller's goroutine, without blocking: false when
+// every token is held or a worker waits for one. A true result must be paired with giveBack.
+func (p *Pool) tryBorrow() bool { return p.tok.tryBorrow() }
+
+// giveBack returns a token taken by tryBorrow.
+func (p *Pool) giveBack() { p.tok.release() }
 
 func (p *Pool) recoverPanic() {
 	if r := recover(); r != nil {
@@ -267,5 +282,6 @@ func reportPanic(h func(any), v any) {
 var (
 	_ Executor = (*Pool)(nil)
 	_ yielder  = (*Pool)(nil)
+	_ lender   = (*Pool)(nil)
 	_ Executor = (*GostExecutor)(nil)
 )

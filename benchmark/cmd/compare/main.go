@@ -31,7 +31,7 @@ import (
 	"time"
 )
 
-var allImpls = []string{"net", "net-bufio", "upstream", "upstream-pool", "gnet", "netpoll", "getty", "getty-pool", "getty-pool-unordered", "getty-gost"}
+var allImpls = []string{"net", "net-bufio", "upstream", "upstream-pool", "gnet", "gnet-ants", "netpoll", "getty", "getty-pool", "getty-pool-unordered", "getty-gost", "getty-nogw", "getty-pool-nogw"}
 
 type scenario struct {
 	Name     string `json:"name"`
@@ -47,6 +47,22 @@ type scenario struct {
 // unixImpls are the servers that can listen on a Unix socket; the others
 // sit out the Unix-socket scenarios.
 var unixImpls = map[string]bool{"net": true, "net-bufio": true, "getty": true, "getty-pool": true, "getty-pool-unordered": true, "getty-gost": true}
+
+// idleOnlyImpls only take part in the idle scenario: the getty servers built
+// with -tags getty_nogostwheel, which differ from getty and getty-pool only in
+// the idle CPU of gost's default timer wheel.
+var idleOnlyImpls = map[string]bool{"getty-nogw": true, "getty-pool-nogw": true}
+
+// sitsOut says why impl does not run in sc, or "" when it does.
+func sitsOut(sc scenario, impl string) string {
+	switch {
+	case sc.Unix && !unixImpls[impl]:
+		return "no Unix socket server in the harness"
+	case idleOnlyImpls[impl] && !sc.Idle:
+		return "idle scenario only"
+	}
+	return ""
+}
 
 type options struct {
 	impls     []string
@@ -228,7 +244,7 @@ func main() {
 				}
 			}
 			for _, impl := range order {
-				if sc.Unix && !unixImpls[impl] {
+				if sitsOut(sc, impl) != "" {
 					continue
 				}
 				r := runOne(&o, binDir, sc, impl, run)
@@ -349,6 +365,10 @@ func family(impl string) string {
 		return "net"
 	case strings.HasPrefix(impl, "upstream"):
 		return "upstream"
+	case strings.HasPrefix(impl, "gnet"):
+		return "gnet"
+	case strings.HasPrefix(impl, "getty") && strings.HasSuffix(impl, "-nogw"):
+		return "getty-nogw"
 	case strings.HasPrefix(impl, "getty"):
 		return "getty"
 	}
@@ -376,12 +396,15 @@ func build(modDir, binDir, gettyMode string, wanted []string) (map[string]bool, 
 		}
 		done[fam] = true
 		tags := "solo solo_" + fam
-		if fam == "getty" {
+		switch fam {
+		case "getty":
 			tags += " getty"
+		case "getty-nogw":
+			tags = "solo solo_getty getty getty_nogostwheel"
 		}
 		bin := serverBin(binDir, impl)
 		if err := goBuild(modDir, bin, "./cmd/echoserver", tags); err != nil {
-			if fam == "getty" && gettyMode != "on" {
+			if strings.HasPrefix(fam, "getty") && gettyMode != "on" {
 				note = "the getty servers did not compile (-tags getty) and were skipped: " +
 					strings.ReplaceAll(firstLines(err.Error(), 4), "\n", " | ")
 				logf("%s", note)
@@ -1041,8 +1064,8 @@ func report(o *options, results []*runResult, notes []string, elapsed time.Durat
 			w("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 			for _, impl := range o.impls {
 				a := aggs[sc.Name][impl]
-				if sc.Unix && !unixImpls[impl] {
-					w("| `%s` | no Unix socket server in the harness | | | | | | | | | | | | - |\n", impl)
+				if why := sitsOut(sc, impl); why != "" {
+					w("| `%s` | %s | | | | | | | | | | | | - |\n", impl, why)
 					continue
 				}
 				if a.n == 0 {

@@ -9,19 +9,29 @@ import (
 	"os"
 	"time"
 
+	"github.com/panjf2000/ants/v2"
 	"github.com/panjf2000/gnet/v2"
 	"github.com/panjf2000/gnet/v2/pkg/logging"
 )
 
 func init() {
 	register("gnet", "panjf2000/gnet/v2 event loop: every complete frame in the inbound buffer echoed with one write",
-		func(addr string, _ int) (server, error) { return newGnet(addr) })
+		func(addr string, _ int) (server, error) { return newGnet(addr, nil) })
+	register("gnet-ants", "gnet/v2 with an ants/v2 pool of workers goroutines (blocking Submit): each frame copied, worked on and echoed by AsyncWrite from the pool",
+		func(addr string, workers int) (server, error) {
+			p, err := ants.NewPool(workers)
+			if err != nil {
+				return nil, err
+			}
+			return newGnet(addr, p)
+		})
 }
 
 type gnetEcho struct {
 	gnet.BuiltinEventEngine
 	eng    gnet.Engine
 	booted chan struct{}
+	pool   *ants.Pool // nil: the work and the echo run on the event loop
 }
 
 func (e *gnetEcho) OnBoot(eng gnet.Engine) gnet.Action {
@@ -46,8 +56,18 @@ func (e *gnetEcho) OnTraffic(c gnet.Conn) gnet.Action {
 		if len(buf)-total < 4+n {
 			break
 		}
+		if e.pool != nil {
+			if !e.submit(c, buf[total:total+4+n]) {
+				return gnet.Close
+			}
+		} else {
+			work() // on the event loop, as gnet's handlers run
+		}
 		total += 4 + n
-		work() // on the event loop, as gnet's handlers run
+	}
+	if e.pool != nil {
+		_, _ = c.Discard(total)
+		return gnet.None
 	}
 	if total == 0 {
 		return gnet.None
@@ -57,6 +77,19 @@ func (e *gnetEcho) OnTraffic(c gnet.Conn) gnet.Action {
 	}
 	_, _ = c.Discard(total)
 	return gnet.None
+}
+
+// submit hands one frame to the pool, the way gnet's documentation
+// suggests for handlers that block: the inbound buffer is reused by the
+// loop, so the task gets a copy, and replies go back with AsyncWrite (the
+// only Conn method safe off the loop). Replies of one connection may leave
+// out of order, as with upstream's gost pool.
+func (e *gnetEcho) submit(c gnet.Conn, frame []byte) bool {
+	f := append([]byte(nil), frame...)
+	return e.pool.Submit(func() {
+		work()
+		_ = c.AsyncWrite(f, nil)
+	}) == nil
 }
 
 // gnetLogger keeps gnet's INFO banner off stdout (the control channel);
@@ -82,12 +115,12 @@ type gnetServer struct {
 	done chan error
 }
 
-func newGnet(addr string) (*gnetServer, error) {
+func newGnet(addr string, pool *ants.Pool) (*gnetServer, error) {
 	a, err := freeLoopbackPort(addr)
 	if err != nil {
 		return nil, err
 	}
-	h := &gnetEcho{booted: make(chan struct{})}
+	h := &gnetEcho{booted: make(chan struct{}), pool: pool}
 	s := &gnetServer{addr: a, h: h, done: make(chan error, 1)}
 	go func() {
 		s.done <- gnet.Run(h, "tcp://"+a, gnet.WithMulticore(true), gnet.WithReusePort(false),
@@ -110,5 +143,8 @@ func (s *gnetServer) Close() error {
 	defer cancel()
 	err := s.h.eng.Stop(ctx)
 	<-s.done
+	if s.h.pool != nil {
+		_ = s.h.pool.ReleaseTimeout(5 * time.Second)
+	}
 	return err
 }
