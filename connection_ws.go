@@ -86,8 +86,22 @@ func newWSTransport(ws *websocket.Conn, deflate bool) *wsTransport {
 
 func (t *wsTransport) conn() net.Conn { return t.raw }
 
-func (t *wsTransport) cork()                            {}
-func (t *wsTransport) uncork(bool, time.Duration) error { return nil }
+// cork and uncork bracket a dispatch batch (a mailbox drain, a queued
+// unordered task, a message of several packages): wsNetConn gathers the
+// frames written meanwhile and writes them together when the last batch
+// ends (connection_ws_write.go).
+func (t *wsTransport) cork() {
+	if t.nc != nil {
+		t.nc.cork()
+	}
+}
+
+func (t *wsTransport) uncork(flush bool, timeout time.Duration) error {
+	if t.nc == nil {
+		return nil
+	}
+	return t.nc.uncork(flush, timeout)
+}
 
 // setCompress switches per-message deflate for the messages written from
 // now on: flate levels turn it on (when the peer negotiated it), CompressNone
@@ -128,6 +142,21 @@ func (t *wsTransport) write(first []byte, more [][]byte, timeout time.Duration) 
 		return 0, ErrSessionClosed
 	}
 	_ = t.ws.SetWriteDeadline(deadline)
+	if t.nc != nil && len(first)+sizeOf(more) >= wsHoldMin {
+		// gorilla writes a large payload apart from its header: hold
+		// both, for one writev.
+		t.nc.holdFor(first, more)
+		n, err := t.writeMessage(first, more)
+		if rerr := t.nc.release(); err == nil && rerr != nil {
+			return 0, rerr
+		}
+		return n, err
+	}
+	return t.writeMessage(first, more)
+}
+
+// writeMessage writes one data message through gorilla; mu held.
+func (t *wsTransport) writeMessage(first []byte, more [][]byte) (int, error) {
 	if len(more) == 0 {
 		if err := t.ws.WriteMessage(t.messageType(), first); err != nil {
 			return 0, err
@@ -166,7 +195,7 @@ func (t *wsTransport) control(typ int, data []byte, deadline time.Time) error {
 		t.closeSent = true
 		if t.nc != nil {
 			// The close frame goes now, after what was gathered.
-			if err := t.nc.uncork(deadline); err != nil {
+			if err := t.nc.closing(deadline); err != nil {
 				return err
 			}
 		}
@@ -352,17 +381,15 @@ func (t *wsTransport) readMessages(s messageSession) error {
 }
 
 // gather corks (on) or uncorks and flushes (off) the connection's
-// writes, on the reader goroutine. A close frame uncorks it for good
-// (control).
+// writes, on the reader goroutine: one cork among those of the dispatch
+// batches. A close frame makes later writes go through (control).
 func (t *wsTransport) gather(on bool, s messageSession) error {
 	t.gathering = on
 	if on {
-		if !t.closing.Load() {
-			t.nc.cork()
-		}
+		t.nc.cork()
 		return nil
 	}
-	return t.nc.uncork(time.Now().Add(s.WriteTimeout()))
+	return t.nc.uncork(true, s.WriteTimeout())
 }
 
 // session is the session readMessages serves; nil before it starts.

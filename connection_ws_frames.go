@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"sync"
 	"time"
 )
 
@@ -181,67 +180,7 @@ type wsNetConn struct {
 	armed   time.Time // the read deadline set on Conn (zero: none)
 	err     error     // a protocol error to return on the next Read
 
-	// Gathered writes (corked): replies to messages that arrived together
-	// leave in one write. wmu orders them against gorilla's writes, which
-	// arrive from the transport's writers and, on a protocol error, from
-	// the reader.
-	wmu    sync.Mutex
-	corked bool
-	wbuf   []byte
-}
-
-// wsCorkMax bounds what a corked connection gathers before it writes.
-const wsCorkMax = 64 << 10
-
-func (c *wsNetConn) Write(p []byte) (int, error) {
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	if !c.corked {
-		return c.Conn.Write(p)
-	}
-	if len(c.wbuf)+len(p) > wsCorkMax {
-		if err := c.flush(); err != nil {
-			return 0, err
-		}
-		if len(p) > wsCorkMax/2 {
-			return c.Conn.Write(p)
-		}
-	}
-	c.wbuf = append(c.wbuf, p...)
-	return len(p), nil
-}
-
-// cork gathers the writes from now on.
-func (c *wsNetConn) cork() {
-	c.wmu.Lock()
-	c.corked = true
-	c.wmu.Unlock()
-}
-
-// uncork writes what was gathered, by deadline, and ends gathering.
-func (c *wsNetConn) uncork(deadline time.Time) error {
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	c.corked = false
-	if len(c.wbuf) == 0 {
-		return nil
-	}
-	_ = c.Conn.SetWriteDeadline(deadline)
-	return c.flush()
-}
-
-// flush writes what was gathered; the caller holds wmu.
-func (c *wsNetConn) flush() error {
-	if len(c.wbuf) == 0 {
-		return nil
-	}
-	_, err := c.Conn.Write(c.wbuf)
-	if cap(c.wbuf) > wsCorkMax {
-		c.wbuf = nil
-	} else {
-		c.wbuf = c.wbuf[:0]
-	}
-	return err
+	w wsWriteSide // gorilla's writes: gathering, one writev, lazy deadline
 }
 
 func newWSNetConn(c net.Conn, client bool) *wsNetConn {

@@ -1,0 +1,283 @@
+package getty
+
+import (
+	"net"
+	"sync"
+	"time"
+
+	"github.com/getty-go/getty/internal/bufpool"
+)
+
+// wsNetConn's write side. gorilla writes each frame with one Write, or with
+// two for a large payload (its buffered header and first bytes, then the
+// rest of the caller's slice, as net.Buffers, which cannot writev through a
+// wrapper such as this one). Here those writes are:
+//
+//   - written through at once when nothing asks otherwise;
+//   - gathered while a batch is corked (the reader between messages that
+//     arrived together, a mailbox drain, queued unordered tasks: each holds
+//     one cork), and written in one write when the last cork goes, so the
+//     replies to messages that arrived together leave together, in every
+//     dispatch mode, each its own frame;
+//   - held while the transport writes a large message (hold/release): the
+//     frame's header and buffered bytes are copied, the caller's payload is
+//     only referenced, and release writes them, with anything gathered
+//     before, in one writev; the payload is never kept past the call.
+//
+// The write deadline gorilla sets before every frame is applied lazily
+// (as writeDeadline does for the send queue): a write may fail up to a
+// quarter of its timeout late, never early.
+type wsWriteSide struct {
+	mu    sync.Mutex
+	corks int  // batches gathering the writes
+	final bool // the close frame went: write through from now on
+
+	hold     bool     // a large message is being written
+	ownFirst []byte   // while holding: the writer's slices, referenced
+	ownMore  [][]byte // rather than copied when gorilla writes them as is
+
+	buf  *[]byte // gathered bytes, pooled; nil when none
+	n    int     // bytes of *buf in use
+	refs []wsRef // while holding: payloads referenced, in order
+
+	refBase [2]wsRef
+	iov     net.Buffers // the writev list, reused
+	iovBase [5][]byte
+
+	want  time.Time // the write deadline gorilla asked for
+	armed time.Time // the one set on the socket; zero: none
+
+	writes uint64 // writes handed to the socket (Write or one writev); for tests
+}
+
+// wsRef is a referenced payload: it goes after (*buf)[:at].
+type wsRef struct {
+	at int
+	p  []byte
+}
+
+// wsCorkMax bounds what a corked connection gathers before it writes.
+const wsCorkMax = 64 << 10
+
+// wsHoldMin is the message size from which the transport holds the writes
+// of a message (gorilla writes the payload past its buffer on its own).
+const wsHoldMin = wsWriteBufferSize / 2
+
+func (c *wsNetConn) Write(p []byte) (int, error) {
+	w := &c.w
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	switch {
+	case w.hold:
+		if w.owns(p) {
+			if w.refs == nil {
+				w.refs = w.refBase[:0]
+			}
+			w.refs = append(w.refs, wsRef{at: w.n, p: p})
+		} else {
+			w.append(p)
+		}
+		return len(p), nil
+	case w.corks > 0 && !w.final:
+		if w.n+len(p) > wsCorkMax {
+			if err := c.flushLocked(w.want); err != nil {
+				return 0, err
+			}
+		}
+		if len(p) <= wsCorkMax/2 {
+			w.append(p)
+			return len(p), nil
+		}
+	case w.n > 0:
+		// The batch ended without a flush (uncork(false)): this write
+		// takes what was gathered along.
+		w.append(p)
+		if err := c.flushLocked(w.want); err != nil {
+			return 0, err
+		}
+		return len(p), nil
+	}
+	c.armWrite(w.want)
+	w.writes++
+	return c.Conn.Write(p)
+}
+
+// SetWriteDeadline records the deadline; the socket gets it when a write
+// reaches it (armWrite).
+func (c *wsNetConn) SetWriteDeadline(d time.Time) error {
+	c.w.mu.Lock()
+	c.w.want = d
+	c.w.mu.Unlock()
+	return nil
+}
+
+// SetDeadline sets the read deadline on the socket and records the write
+// one.
+func (c *wsNetConn) SetDeadline(d time.Time) error {
+	_ = c.SetWriteDeadline(d)
+	return c.Conn.SetReadDeadline(d)
+}
+
+// armWrite sets the socket's write deadline for d unless the armed one is
+// not before d and not later than a quarter of the time left; w.mu held.
+func (c *wsNetConn) armWrite(d time.Time) {
+	w := &c.w
+	if d.IsZero() {
+		if !w.armed.IsZero() {
+			w.armed = time.Time{}
+			_ = c.Conn.SetWriteDeadline(w.armed)
+		}
+		return
+	}
+	slack := time.Until(d) / 4
+	if w.armed.IsZero() || w.armed.Before(d) || w.armed.After(d.Add(slack)) {
+		w.armed = d.Add(slack)
+		_ = c.Conn.SetWriteDeadline(w.armed)
+	}
+}
+
+// owns reports whether p is the end of one of the holding writer's slices
+// (gorilla writes a large payload as a suffix of the caller's slice).
+func (w *wsWriteSide) owns(p []byte) bool {
+	if len(p) == 0 {
+		return false
+	}
+	end := &p[len(p)-1]
+	if n := len(w.ownFirst); len(p) <= n && end == &w.ownFirst[n-1] {
+		return true
+	}
+	for _, s := range w.ownMore {
+		if n := len(s); len(p) <= n && end == &s[n-1] {
+			return true
+		}
+	}
+	return false
+}
+
+func (w *wsWriteSide) append(p []byte) {
+	if w.buf == nil {
+		w.buf = bufpool.Get(max(len(p), 4096))
+	}
+	if w.n+len(p) > len(*w.buf) {
+		nb := bufpool.Get(2 * (w.n + len(p)))
+		copy(*nb, (*w.buf)[:w.n])
+		bufpool.Put(w.buf)
+		w.buf = nb
+	}
+	w.n += copy((*w.buf)[w.n:], p)
+}
+
+// flushLocked writes what was gathered and referenced, in one write or
+// writev, by deadline d; w.mu held. The buffer goes back to the pool, so an
+// idle connection holds none.
+func (c *wsNetConn) flushLocked(d time.Time) error {
+	w := &c.w
+	if w.n == 0 && len(w.refs) == 0 {
+		return nil
+	}
+	c.armWrite(d)
+	w.writes++
+	var err error
+	if len(w.refs) == 0 {
+		_, err = c.Conn.Write((*w.buf)[:w.n])
+	} else {
+		w.iov = w.iovBase[:0]
+		at := 0
+		for _, r := range w.refs {
+			if r.at > at {
+				w.iov = append(w.iov, (*w.buf)[at:r.at])
+				at = r.at
+			}
+			w.iov = append(w.iov, r.p)
+		}
+		if w.n > at {
+			w.iov = append(w.iov, (*w.buf)[at:w.n])
+		}
+		// *net.TCPConn writes the list with one writev.
+		_, err = w.iov.WriteTo(c.Conn)
+		clear(w.iovBase[:])
+		clear(w.refBase[:])
+		w.refs = w.refBase[:0]
+	}
+	if w.buf != nil {
+		bufpool.Put(w.buf)
+		w.buf, w.n = nil, 0
+	}
+	return err
+}
+
+// cork starts a batch: writes are gathered until its uncork.
+func (c *wsNetConn) cork() {
+	c.w.mu.Lock()
+	c.w.corks++
+	c.w.mu.Unlock()
+}
+
+// uncork ends a batch; with flush, the last one to end writes what was
+// gathered, within timeout.
+func (c *wsNetConn) uncork(flush bool, timeout time.Duration) error {
+	w := &c.w
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.corks > 0 {
+		w.corks--
+	}
+	if !flush || w.corks > 0 || w.hold || w.n == 0 {
+		// Still gathering, or a holding writer writes it all at release.
+		return nil
+	}
+	var d time.Time
+	if timeout > 0 {
+		d = time.Now().Add(timeout)
+	}
+	return c.flushLocked(d)
+}
+
+// closing writes what was gathered before the close frame, by deadline,
+// and makes every later write go through.
+func (c *wsNetConn) closing(deadline time.Time) error {
+	w := &c.w
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.final = true
+	return c.flushLocked(deadline)
+}
+
+// holdFor starts holding the writes of one message made of first and more
+// (the transport's write, under its lock).
+func (c *wsNetConn) holdFor(first []byte, more [][]byte) {
+	w := &c.w
+	w.mu.Lock()
+	w.hold, w.ownFirst, w.ownMore = true, first, more
+	w.mu.Unlock()
+}
+
+// release ends a hold. What it referenced is written now, with what was
+// gathered before it, so no payload outlives the call; without references
+// a corked batch keeps gathering.
+func (c *wsNetConn) release() error {
+	w := &c.w
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.hold, w.ownFirst, w.ownMore = false, nil, nil
+	if len(w.refs) == 0 && w.corks > 0 && !w.final && w.n <= wsCorkMax {
+		return nil
+	}
+	return c.flushLocked(w.want)
+}
+
+// socketWrites is how many writes reached the socket (tests).
+func (c *wsNetConn) socketWrites() uint64 {
+	c.w.mu.Lock()
+	defer c.w.mu.Unlock()
+	return c.w.writes
+}
+
+// sizeOf is the total length of bs.
+func sizeOf(bs [][]byte) int {
+	n := 0
+	for _, b := range bs {
+		n += len(b)
+	}
+	return n
+}
