@@ -137,22 +137,25 @@ func (t *wsTransport) write(first []byte, more [][]byte, timeout time.Duration) 
 		return 0, fmt.Errorf("%w: write waited %v for the connection", os.ErrDeadlineExceeded, timeout)
 	}
 	defer t.mu.unlock()
-	deadline := time.Now().Add(timeout)
 	if t.closeSent {
 		return 0, ErrSessionClosed
 	}
-	_ = t.ws.SetWriteDeadline(deadline)
-	if t.nc != nil && len(first)+sizeOf(more) >= wsHoldMin {
-		// gorilla writes a large payload apart from its header: hold
-		// both, for one writev.
-		t.nc.holdFor(first, more)
-		n, err := t.writeMessage(first, more)
-		if rerr := t.nc.release(); err == nil && rerr != nil {
-			return 0, rerr
+	if t.nc == nil {
+		var d time.Time
+		if timeout > 0 {
+			d = time.Now().Add(timeout)
 		}
-		return n, err
+		_ = t.ws.SetWriteDeadline(d)
+		return t.writeMessage(first, more)
 	}
-	return t.writeMessage(first, more)
+	// wsNetConn applies the timeout, and writes a large message's header
+	// and payload, which gorilla writes apart, in one writev.
+	t.nc.dataFor(timeout, first, more)
+	n, err := t.writeMessage(first, more)
+	if derr := t.nc.dataDone(); err == nil && derr != nil {
+		return 0, derr
+	}
+	return n, err
 }
 
 // writeMessage writes one data message through gorilla; mu held.
@@ -333,7 +336,9 @@ func (t *wsTransport) readMessages(s messageSession) error {
 			return t.readError(s, err, false)
 		}
 		t.handed++ // one more data message read (wsNetConn counts those arrived)
-		s.UpdateActive()
+		// handleMessage marks the session active (one clock read per
+		// message); a message still arriving counts against the frame
+		// timeout, not the idle one.
 		bp, n, err := t.readMessage(s, r, limit)
 		if err != nil {
 			if bp != nil {

@@ -179,6 +179,7 @@ type wsNetConn struct {
 	started time.Time // when the open frame or message began (zero: none)
 	armed   time.Time // the read deadline set on Conn (zero: none)
 	err     error     // a protocol error to return on the next Read
+	resumed bool      // the open frame's clock restarts at the next Read (resume)
 
 	w wsWriteSide // gorilla's writes: gathering, one writev, lazy deadline
 }
@@ -233,16 +234,33 @@ func (c *wsNetConn) Read(p []byte) (int, error) {
 // arm sets the read deadline the frame in progress allows, or none when
 // no frame is in progress. It keeps an armed deadline that is not later
 // than the allowed one and not yet past (an early one is absorbed by Read).
+// It reads the clock only when it must: once a frame's deadline is armed,
+// the reads that follow cost none.
 func (c *wsNetConn) arm() {
-	now := time.Now()
-	var want time.Time
-	if rt := c.t.readTimeout(); c.f.open() && rt > 0 {
-		want = c.started.Add(rt)
-		if !c.armed.IsZero() && !c.armed.After(want) && c.armed.After(now) {
+	rt := c.t.readTimeout()
+	if !c.f.open() || rt <= 0 {
+		// Idle: a pending deadline is absorbed if it fires; a past one
+		// is cleared.
+		if c.armed.IsZero() || c.armed.After(time.Now()) {
 			return
 		}
-	} else if c.armed.IsZero() || c.armed.After(now) {
-		// Idle: a pending deadline is absorbed if it fires.
+		c.armed = time.Time{}
+		c.t.setReadDeadline(c.armed)
+		return
+	}
+	var now time.Time
+	if c.resumed {
+		now = time.Now()
+		c.started, c.resumed = now, false
+	}
+	want := c.started.Add(rt)
+	if c.armed.Equal(want) {
+		return
+	}
+	if now.IsZero() {
+		now = time.Now()
+	}
+	if !c.armed.IsZero() && !c.armed.After(want) && c.armed.After(now) {
 		return
 	}
 	c.armed = want
@@ -250,10 +268,12 @@ func (c *wsNetConn) arm() {
 }
 
 // resume restarts the clock of a frame already begun: the reader was busy
-// dispatching, which is not the peer's time.
+// dispatching, which is not the peer's time. The clock restarts when the
+// reader comes back to the connection (arm), so a message handled from
+// what gorilla had buffered reads none.
 func (c *wsNetConn) resume() {
 	if !c.started.IsZero() {
-		c.started = time.Now()
+		c.resumed = true
 	}
 }
 

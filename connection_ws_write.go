@@ -24,17 +24,22 @@ import (
 //     only referenced, and release writes them, with anything gathered
 //     before, in one writev; the payload is never kept past the call.
 //
-// The write deadline gorilla sets before every frame is applied lazily
-// (as writeDeadline does for the send queue): a write may fail up to a
-// quarter of its timeout late, never early.
+// Deadlines: a data message is due within the timeout its transport write
+// gives (dataFor), a control frame by the deadline gorilla sets before it
+// (SetWriteDeadline, which only records it). Either is applied to the
+// socket lazily, as writeDeadline does for the send queue: a write may
+// fail up to a quarter of its timeout late, never early, and the clock is
+// read once per write that reaches the socket.
 type wsWriteSide struct {
 	mu    sync.Mutex
 	corks int  // batches gathering the writes
 	final bool // the close frame went: write through from now on
 
-	hold     bool     // a large message is being written
-	ownFirst []byte   // while holding: the writer's slices, referenced
-	ownMore  [][]byte // rather than copied when gorilla writes them as is
+	data     bool          // a data message is being written (dataFor)
+	timeout  time.Duration // its write timeout (<= 0: none)
+	hold     bool          // it is large: its writes are held
+	ownFirst []byte        // while holding: the writer's slices, referenced
+	ownMore  [][]byte      // rather than copied when gorilla writes them as is
 
 	buf  *[]byte // gathered bytes, pooled; nil when none
 	n    int     // bytes of *buf in use
@@ -44,7 +49,7 @@ type wsWriteSide struct {
 	iov     net.Buffers // the writev list, reused
 	iovBase [5][]byte
 
-	want  time.Time // the write deadline gorilla asked for
+	want  time.Time // the write deadline gorilla asked for (control frames)
 	armed time.Time // the one set on the socket; zero: none
 
 	writes uint64 // writes handed to the socket (Write or one writev); for tests
@@ -80,7 +85,7 @@ func (c *wsNetConn) Write(p []byte) (int, error) {
 		return len(p), nil
 	case w.corks > 0 && !w.final:
 		if w.n+len(p) > wsCorkMax {
-			if err := c.flushLocked(w.want); err != nil {
+			if err := c.flushLocked(w.due()); err != nil {
 				return 0, err
 			}
 		}
@@ -92,14 +97,29 @@ func (c *wsNetConn) Write(p []byte) (int, error) {
 		// The batch ended without a flush (uncork(false)): this write
 		// takes what was gathered along.
 		w.append(p)
-		if err := c.flushLocked(w.want); err != nil {
+		if err := c.flushLocked(w.due()); err != nil {
 			return 0, err
 		}
 		return len(p), nil
 	}
-	c.armWrite(w.want)
+	c.armWrite(w.due())
 	w.writes++
 	return c.Conn.Write(p)
+}
+
+// wsDue is when a write must be done: within timeout when it is set, else
+// by deadline (zero: no limit).
+type wsDue struct {
+	timeout  time.Duration
+	deadline time.Time
+}
+
+// due is the limit of the write being made; w.mu held.
+func (w *wsWriteSide) due() wsDue {
+	if w.data {
+		return wsDue{timeout: max(w.timeout, 0), deadline: time.Time{}}
+	}
+	return wsDue{deadline: w.want}
 }
 
 // SetWriteDeadline records the deadline; the socket gets it when a write
@@ -118,20 +138,29 @@ func (c *wsNetConn) SetDeadline(d time.Time) error {
 	return c.Conn.SetReadDeadline(d)
 }
 
-// armWrite sets the socket's write deadline for d unless the armed one is
-// not before d and not later than a quarter of the time left; w.mu held.
-func (c *wsNetConn) armWrite(d time.Time) {
+// armWrite sets the socket's write deadline for a write due by d, unless
+// the armed one is not before it and not later than a quarter of the time
+// left; w.mu held.
+func (c *wsNetConn) armWrite(d wsDue) {
 	w := &c.w
-	if d.IsZero() {
+	var dl time.Time
+	timeout := d.timeout
+	switch {
+	case timeout > 0:
+		dl = time.Now().Add(timeout)
+	case !d.deadline.IsZero():
+		dl = d.deadline
+		timeout = time.Until(dl)
+	default:
 		if !w.armed.IsZero() {
 			w.armed = time.Time{}
 			_ = c.Conn.SetWriteDeadline(w.armed)
 		}
 		return
 	}
-	slack := time.Until(d) / 4
-	if w.armed.IsZero() || w.armed.Before(d) || w.armed.After(d.Add(slack)) {
-		w.armed = d.Add(slack)
+	slack := max(timeout/4, 0)
+	if w.armed.IsZero() || w.armed.Before(dl) || w.armed.After(dl.Add(slack)) {
+		w.armed = dl.Add(slack)
 		_ = c.Conn.SetWriteDeadline(w.armed)
 	}
 }
@@ -168,9 +197,9 @@ func (w *wsWriteSide) append(p []byte) {
 }
 
 // flushLocked writes what was gathered and referenced, in one write or
-// writev, by deadline d; w.mu held. The buffer goes back to the pool, so an
-// idle connection holds none.
-func (c *wsNetConn) flushLocked(d time.Time) error {
+// writev, by d; w.mu held. The buffer goes back to the pool, so an idle
+// connection holds none.
+func (c *wsNetConn) flushLocked(d wsDue) error {
 	w := &c.w
 	if w.n == 0 && len(w.refs) == 0 {
 		return nil
@@ -226,11 +255,7 @@ func (c *wsNetConn) uncork(flush bool, timeout time.Duration) error {
 		// Still gathering, or a holding writer writes it all at release.
 		return nil
 	}
-	var d time.Time
-	if timeout > 0 {
-		d = time.Now().Add(timeout)
-	}
-	return c.flushLocked(d)
+	return c.flushLocked(wsDue{timeout: timeout})
 }
 
 // closing writes what was gathered before the close frame, by deadline,
@@ -240,30 +265,37 @@ func (c *wsNetConn) closing(deadline time.Time) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.final = true
-	return c.flushLocked(deadline)
+	return c.flushLocked(wsDue{deadline: deadline})
 }
 
-// holdFor starts holding the writes of one message made of first and more
-// (the transport's write, under its lock).
-func (c *wsNetConn) holdFor(first []byte, more [][]byte) {
+// dataFor starts the write of one data message made of first and more,
+// due within timeout (the transport's write, under its lock). A large one
+// is held: see above.
+func (c *wsNetConn) dataFor(timeout time.Duration, first []byte, more [][]byte) {
 	w := &c.w
+	hold := len(first)+sizeOf(more) >= wsHoldMin
 	w.mu.Lock()
-	w.hold, w.ownFirst, w.ownMore = true, first, more
+	w.data, w.timeout = true, timeout
+	if hold {
+		w.hold, w.ownFirst, w.ownMore = true, first, more
+	}
 	w.mu.Unlock()
 }
 
-// release ends a hold. What it referenced is written now, with what was
-// gathered before it, so no payload outlives the call; without references
-// a corked batch keeps gathering.
-func (c *wsNetConn) release() error {
+// dataDone ends the write dataFor began. What a hold referenced is written
+// now, with what was gathered before it, so no payload outlives the call;
+// without references a corked batch keeps gathering.
+func (c *wsNetConn) dataDone() error {
 	w := &c.w
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.hold, w.ownFirst, w.ownMore = false, nil, nil
-	if len(w.refs) == 0 && w.corks > 0 && !w.final && w.n <= wsCorkMax {
+	d := w.due()
+	held := w.hold
+	w.data, w.hold, w.ownFirst, w.ownMore = false, false, nil, nil
+	if !held || len(w.refs) == 0 && w.corks > 0 && !w.final && w.n <= wsCorkMax {
 		return nil
 	}
-	return c.flushLocked(w.want)
+	return c.flushLocked(d)
 }
 
 // socketWrites is how many writes reached the socket (tests).
