@@ -3,6 +3,7 @@ package getty
 import (
 	"log/slog"
 	"net"
+	"sync"
 	"time"
 )
 
@@ -251,12 +252,30 @@ func (l writeLock) lockWithin(d time.Duration) bool {
 		l.lock()
 		return true
 	}
-	t := time.NewTimer(d)
-	defer t.Stop()
+	// Writers from a worker pool contend for a connection all the time: the
+	// timer is pooled, so waiting allocates nothing.
+	t, _ := lockTimers.Get().(*time.Timer)
+	if t == nil {
+		t = time.NewTimer(d)
+	} else {
+		t.Reset(d)
+	}
+	defer lockTimers.Put(t)
 	select {
 	case l <- struct{}{}:
+		if !t.Stop() {
+			// Fired meanwhile: drain it for the next user (Go before
+			// 1.23 buffers the value; later Go never delivers it).
+			select {
+			case <-t.C:
+			default:
+			}
+		}
 		return true
 	case <-t.C:
 		return false
 	}
 }
+
+// lockTimers holds lockWithin's timers, stopped and drained.
+var lockTimers sync.Pool

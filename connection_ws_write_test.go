@@ -195,3 +195,28 @@ func TestWSLargeWriteIsOneWritev(t *testing.T) {
 		}
 	}
 }
+
+// lockWithin's pooled timers: one that timed out, and one stopped after
+// the lock came, both serve the next wait.
+func TestWriteLockPooledTimers(t *testing.T) {
+	l := newWriteLock()
+	l.lock()
+	for i := 0; i < 3; i++ {
+		if l.lockWithin(time.Millisecond) {
+			t.Fatal("locked a held lock")
+		}
+	}
+	got := make(chan bool)
+	go func() { got <- l.lockWithin(time.Hour) }()
+	l.unlock()
+	if !<-got {
+		t.Fatal("the waiter did not get the lock")
+	}
+	if l.lockWithin(time.Millisecond) {
+		t.Fatal("locked a held lock after a timer was reused")
+	}
+	l.unlock()
+	if !l.lockWithin(time.Millisecond) {
+		t.Fatal("a free lock was not taken")
+	}
+}
