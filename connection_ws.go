@@ -50,8 +50,9 @@ type wsTransport struct {
 	nc      *wsNetConn // what gorilla reads through: frame tracking, read deadline
 	deflate bool       // permessage-deflate was negotiated
 
-	mu        writeLock // serializes every write; guards closeSent
-	closeSent bool
+	mu          writeLock // serializes every write; guards closeSent and compressing
+	closeSent   bool
+	compressing bool // write compression is on: data messages go through gorilla
 
 	// dlMu orders the reader's per-message read deadline against the close
 	// grace deadline that shutdown sets, so the reader never clears it.
@@ -112,6 +113,7 @@ func (t *wsTransport) setCompress(c CompressType) bool {
 	switch {
 	case c == CompressNone:
 		t.ws.EnableWriteCompression(false)
+		t.compressing = false
 		return true
 	case c >= CompressHuffman && c <= CompressBestCompression:
 		if !t.deflate {
@@ -121,6 +123,7 @@ func (t *wsTransport) setCompress(c CompressType) bool {
 			return false
 		}
 		t.ws.EnableWriteCompression(true)
+		t.compressing = true
 		return true
 	}
 	return false
@@ -147,6 +150,9 @@ func (t *wsTransport) write(first []byte, more [][]byte, timeout time.Duration) 
 		}
 		_ = t.ws.SetWriteDeadline(d)
 		return t.writeMessage(first, more)
+	}
+	if !t.nc.client && !t.compressing {
+		return t.nc.writeMessage(t.messageType(), first, more, timeout)
 	}
 	// wsNetConn applies the timeout, and writes a large message's header
 	// and payload, which gorilla writes apart, in one writev.

@@ -180,12 +180,13 @@ type wsNetConn struct {
 	armed   time.Time // the read deadline set on Conn (zero: none)
 	err     error     // a protocol error to return on the next Read
 	resumed bool      // the open frame's clock restarts at the next Read (resume)
+	client  bool      // the dialing side: its frames are masked (gorilla writes them)
 
 	w wsWriteSide // gorilla's writes: gathering, one writev, lazy deadline
 }
 
 func newWSNetConn(c net.Conn, client bool) *wsNetConn {
-	w := &wsNetConn{Conn: c}
+	w := &wsNetConn{Conn: c, client: client}
 	if !client {
 		w.f.http = -1
 	}

@@ -1,14 +1,24 @@
 package getty
 
 import (
+	"encoding/binary"
 	"net"
 	"sync"
 	"time"
 
+	"github.com/gorilla/websocket"
+
 	"github.com/getty-go/getty/internal/bufpool"
 )
 
-// wsNetConn's write side. gorilla writes each frame with one Write, or with
+// wsNetConn's write side. A server writes its uncompressed data messages
+// here itself (writeMessage): the frame header is a few bytes, and going
+// through gorilla's writer would cost a copy into its buffer, an
+// allocation (its write buffer pool boxes the buffer it puts back) and its
+// locks. gorilla still writes control frames, compressed messages, and a
+// client's masked ones.
+//
+// gorilla writes each frame with one Write, or with
 // two for a large payload (its buffered header and first bytes, then the
 // rest of the caller's slice, as net.Buffers, which cannot writev through a
 // wrapper such as this one). Here those writes are:
@@ -31,9 +41,10 @@ import (
 // fail up to a quarter of its timeout late, never early, and the clock is
 // read once per write that reaches the socket.
 type wsWriteSide struct {
-	mu    sync.Mutex
-	corks int  // batches gathering the writes
-	final bool // the close frame went: write through from now on
+	mu        sync.Mutex
+	corks     int  // batches gathering the writes
+	final     bool // the close frame went: write through from now on
+	closeSent bool // gorilla wrote a close frame: no data frame may follow
 
 	data     bool          // a data message is being written (dataFor)
 	timeout  time.Duration // its write timeout (<= 0: none)
@@ -72,16 +83,15 @@ func (c *wsNetConn) Write(p []byte) (int, error) {
 	w := &c.w
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if !w.data && len(p) > 0 && p[0] == 0x80|websocket.CloseMessage {
+		// Outside a data message gorilla writes control frames only,
+		// each whole in one Write: this one is a close (gorilla's own,
+		// on a protocol error, or the transport's).
+		w.closeSent = true
+	}
 	switch {
 	case w.hold:
-		if w.owns(p) {
-			if w.refs == nil {
-				w.refs = w.refBase[:0]
-			}
-			w.refs = append(w.refs, wsRef{at: w.n, p: p})
-		} else {
-			w.append(p)
-		}
+		w.add(p, w.owns(p))
 		return len(p), nil
 	case w.corks > 0 && !w.final:
 		if w.n+len(p) > wsCorkMax {
@@ -105,6 +115,67 @@ func (c *wsNetConn) Write(p []byte) (int, error) {
 	c.armWrite(w.due())
 	w.writes++
 	return c.Conn.Write(p)
+}
+
+// writeMessage writes one data message (opcode op) made of first and more
+// as one unmasked frame, within timeout: while a batch is corked a small
+// one is gathered; else it goes now, what was gathered first, in one write
+// (a small message is copied behind its header) or one writev (a large
+// payload is referenced, and written before the call returns).
+func (c *wsNetConn) writeMessage(op int, first []byte, more [][]byte, timeout time.Duration) (int, error) {
+	size := len(first) + sizeOf(more)
+	var hb [10]byte
+	h := wsFrameHeader(&hb, op, size)
+	big := size >= wsHoldMin
+	w := &c.w
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closeSent {
+		return 0, websocket.ErrCloseSent
+	}
+	w.append(h)
+	w.add(first, big)
+	for _, b := range more {
+		w.add(b, big)
+	}
+	if !big && w.corks > 0 && !w.final && w.n <= wsCorkMax {
+		return size, nil
+	}
+	if err := c.flushLocked(wsDue{timeout: max(timeout, 0)}); err != nil {
+		return 0, err
+	}
+	return size, nil
+}
+
+// wsFrameHeader is the header of a final, unmasked frame of op holding n
+// bytes, built in b.
+func wsFrameHeader(b *[10]byte, op, n int) []byte {
+	b[0] = 0x80 | byte(op)
+	switch {
+	case n < 126:
+		b[1] = byte(n)
+		return b[:2]
+	case n <= 0xffff:
+		b[1] = 126
+		binary.BigEndian.PutUint16(b[2:], uint16(n))
+		return b[:4]
+	}
+	b[1] = 127
+	binary.BigEndian.PutUint64(b[2:], uint64(n))
+	return b[:10]
+}
+
+// add gathers p: a copy, or, when ref, a reference that the caller flushes
+// before it returns.
+func (w *wsWriteSide) add(p []byte, ref bool) {
+	if !ref || len(p) == 0 {
+		w.append(p)
+		return
+	}
+	if w.refs == nil {
+		w.refs = w.refBase[:0]
+	}
+	w.refs = append(w.refs, wsRef{at: w.n, p: p})
 }
 
 // wsDue is when a write must be done: within timeout when it is set, else

@@ -220,3 +220,39 @@ func TestWriteLockPooledTimers(t *testing.T) {
 		t.Fatal("a free lock was not taken")
 	}
 }
+
+// A server's data frames are written by wsNetConn itself: none may follow
+// a close frame gorilla wrote (on a protocol error it closes by itself).
+func TestWSNoDataFrameAfterClose(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	peer, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close()
+	c, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc := newWSNetConn(c, false)
+	defer nc.Close()
+	if _, err := nc.writeMessage(2, []byte("hi"), [][]byte{[]byte("!")}, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := nc.Write([]byte{0x88, 2, 0x03, 0xea}); err != nil { // gorilla's close frame, 1002
+		t.Fatal(err)
+	}
+	if _, err := nc.writeMessage(2, []byte("late"), nil, time.Second); err == nil {
+		t.Fatal("a data frame was written after the close frame")
+	}
+	nc.Close()
+	got, _ := io.ReadAll(peer)
+	want := []byte{0x82, 3, 'h', 'i', '!', 0x88, 2, 0x03, 0xea}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("the peer read % x, want % x", got, want)
+	}
+}
