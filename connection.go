@@ -136,7 +136,8 @@ type streamConn interface {
 // session's fields.
 type messageSession interface {
 	// handleMessage decodes every package of one whole message and
-	// dispatches them.
+	// dispatches them. The transport marks the session active when it
+	// reads (UpdateActive), once per read, however many messages it holds.
 	handleMessage(data []byte) error
 	// ending reports that the session is closing: a message read now is
 	// dropped, and a failed write is not the session's error.
@@ -146,6 +147,8 @@ type messageSession interface {
 	WriteTimeout() time.Duration
 	cronInterval() time.Duration
 	UpdateActive()
+	// touch is UpdateActive returning the time it marked.
+	touch() time.Time
 	// countDrop counts a datagram dropped without reaching OnMessage.
 	countDrop()
 	// debugEnabled reports whether log would write at debug level, so that

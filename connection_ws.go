@@ -342,9 +342,8 @@ func (t *wsTransport) readMessages(s messageSession) error {
 			return t.readError(s, err, false)
 		}
 		t.handed++ // one more data message read (wsNetConn counts those arrived)
-		// handleMessage marks the session active (one clock read per
-		// message); a message still arriving counts against the frame
-		// timeout, not the idle one.
+		// wsNetConn marks the session active on every read that brings
+		// bytes (one clock read for all the messages in it).
 		bp, n, err := t.readMessage(s, r, limit)
 		if err != nil {
 			if bp != nil {

@@ -203,12 +203,21 @@ func (c *wsNetConn) Read(p []byte) (int, error) {
 		}
 		n, err := c.Conn.Read(p)
 		if n > 0 {
+			var now time.Time
+			if c.t != nil {
+				if s := c.t.session(); s != nil {
+					now = s.touch() // one clock read for the read's messages
+				}
+			}
 			m, started, perr := c.f.feed(p[:n])
 			switch {
 			case !c.f.open():
 				c.started = time.Time{}
 			case started || c.started.IsZero():
-				c.started = time.Now()
+				if now.IsZero() {
+					now = time.Now()
+				}
+				c.started = now
 			}
 			if perr != nil {
 				c.err = perr

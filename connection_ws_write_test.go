@@ -256,3 +256,25 @@ func TestWSNoDataFrameAfterClose(t *testing.T) {
 		t.Fatalf("the peer read % x, want % x", got, want)
 	}
 }
+
+// A read that brings a message marks the session active (wsNetConn, once
+// per read however many messages it holds).
+func TestWSReadMarksActive(t *testing.T) {
+	c, br, nc := wsWriteServer(t)
+	echo := func(p string) {
+		if _, err := c.Write(wsTestFrame(0x82, wsPkg([]byte(p)))); err != nil {
+			t.Fatal(err)
+		}
+		if got := wsReadFrame(t, br); !bytes.Equal(got, wsPkg([]byte(p))) {
+			t.Fatalf("echo %q, want %q", got, wsPkg([]byte(p)))
+		}
+	}
+	echo("first") // the session is reading now
+	s := nc.t.session().(*session)
+	s.active.Store(0)
+	start := time.Now()
+	echo("second")
+	if a := s.GetActive(); a.Before(start) {
+		t.Fatalf("active at %v, before the message was sent (%v)", a, start)
+	}
+}

@@ -297,7 +297,6 @@ func (s *session) callReader(b []byte) (pkg any, n int, err error) {
 // WebSocket session (1007) and drops the rest of a datagram (counted). An
 // empty message holds no package.
 func (s *session) handleMessage(data []byte) error {
-	s.UpdateActive()
 	s.readBytes.Add(uint64(len(data)))
 	maxLen := int(s.maxMsgLen.Load())
 	if len(data) > maxLen {
