@@ -18,21 +18,22 @@ import (
 // locks. gorilla still writes control frames, compressed messages, and a
 // client's masked ones.
 //
-// gorilla writes each frame with one Write, or with
-// two for a large payload (its buffered header and first bytes, then the
-// rest of the caller's slice, as net.Buffers, which cannot writev through a
-// wrapper such as this one). Here those writes are:
+// Frames, whoever builds them, are:
 //
 //   - written through at once when nothing asks otherwise;
 //   - gathered while a batch is corked (the reader between messages that
-//     arrived together, a mailbox drain, queued unordered tasks: each holds
-//     one cork), and written in one write when the last cork goes, so the
-//     replies to messages that arrived together leave together, in every
-//     dispatch mode, each its own frame;
-//   - held while the transport writes a large message (hold/release): the
-//     frame's header and buffered bytes are copied, the caller's payload is
-//     only referenced, and release writes them, with anything gathered
-//     before, in one writev; the payload is never kept past the call.
+//     arrived together, a message of several packages, a mailbox drain,
+//     queued unordered tasks: each holds one cork), and written in one
+//     write when the last cork goes, so the replies to messages that
+//     arrived together leave together, in every dispatch mode, each its
+//     own frame;
+//   - for a large message (wsHoldMin and up), written with one writev:
+//     the header (and what was gathered before) is copied, the caller's
+//     payload only referenced, and written before the call returns.
+//     gorilla writes such a payload apart from its buffered header and
+//     first bytes, through net.Buffers, which cannot writev through a
+//     wrapper such as this one: its writes are held (dataFor/dataDone)
+//     and the payload recognised as the end of the caller's slice.
 //
 // Deadlines: a data message is due within the timeout its transport write
 // gives (dataFor), a control frame by the deadline gorilla sets before it
