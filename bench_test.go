@@ -15,27 +15,30 @@ type benchEcho struct{ getty.BaseListener }
 
 func (benchEcho) OnMessage(s getty.Session, pkg any) { _, _, _ = s.WritePkg(pkg, 0) }
 
+// benchModes are the dispatch modes the echo benchmarks run in: each gives
+// the server's options and what to close after it.
+var benchModes = []struct {
+	name string
+	opts func() ([]getty.ServerOption, func())
+}{
+	{"inline", func() ([]getty.ServerOption, func()) { return nil, func() {} }},
+	{"workerpool", func() ([]getty.ServerOption, func()) {
+		return []getty.ServerOption{getty.WithServerWorkerPool(2)}, func() {}
+	}},
+	{"workerpool-unordered", func() ([]getty.ServerOption, func()) {
+		return []getty.ServerOption{getty.WithServerWorkerPool(2), getty.WithServerOrderedDispatch(false)}, func() {}
+	}},
+	{"gostpool", func() ([]getty.ServerOption, func()) {
+		p := gxsync.NewTaskPoolSimple(4)
+		return []getty.ServerOption{getty.WithServerTaskPool(p)}, p.Close
+	}},
+}
+
 // BenchmarkEcho is one round trip per op over loopback: a plain net client
 // (allocation-free) sends a length-prefixed frame, the getty server echoes
 // it with the built-in codec. allocs/op are the server's.
 func BenchmarkEcho(b *testing.B) {
-	modes := []struct {
-		name string
-		opts func() ([]getty.ServerOption, func())
-	}{
-		{"inline", func() ([]getty.ServerOption, func()) { return nil, func() {} }},
-		{"workerpool", func() ([]getty.ServerOption, func()) {
-			return []getty.ServerOption{getty.WithServerWorkerPool(2)}, func() {}
-		}},
-		{"workerpool-unordered", func() ([]getty.ServerOption, func()) {
-			return []getty.ServerOption{getty.WithServerWorkerPool(2), getty.WithServerOrderedDispatch(false)}, func() {}
-		}},
-		{"gostpool", func() ([]getty.ServerOption, func()) {
-			p := gxsync.NewTaskPoolSimple(4)
-			return []getty.ServerOption{getty.WithServerTaskPool(p)}, p.Close
-		}},
-	}
-	for _, m := range modes {
+	for _, m := range benchModes {
 		for _, size := range []int{128, 1024} {
 			b.Run(m.name+"/"+itoa(size), func(b *testing.B) {
 				opts, done := m.opts()

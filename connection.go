@@ -3,6 +3,7 @@ package getty
 import (
 	"log/slog"
 	"net"
+	"sync"
 	"time"
 )
 
@@ -135,7 +136,8 @@ type streamConn interface {
 // session's fields.
 type messageSession interface {
 	// handleMessage decodes every package of one whole message and
-	// dispatches them.
+	// dispatches them. The transport marks the session active when it
+	// reads (UpdateActive), once per read, however many messages it holds.
 	handleMessage(data []byte) error
 	// ending reports that the session is closing: a message read now is
 	// dropped, and a failed write is not the session's error.
@@ -145,6 +147,8 @@ type messageSession interface {
 	WriteTimeout() time.Duration
 	cronInterval() time.Duration
 	UpdateActive()
+	// touch is UpdateActive returning the time it marked.
+	touch() time.Time
 	// countDrop counts a datagram dropped without reaching OnMessage.
 	countDrop()
 	// debugEnabled reports whether log would write at debug level, so that
@@ -251,12 +255,30 @@ func (l writeLock) lockWithin(d time.Duration) bool {
 		l.lock()
 		return true
 	}
-	t := time.NewTimer(d)
-	defer t.Stop()
+	// Writers from a worker pool contend for a connection all the time: the
+	// timer is pooled, so waiting allocates nothing.
+	t, _ := lockTimers.Get().(*time.Timer)
+	if t == nil {
+		t = time.NewTimer(d)
+	} else {
+		t.Reset(d)
+	}
+	defer lockTimers.Put(t)
 	select {
 	case l <- struct{}{}:
+		if !t.Stop() {
+			// Fired meanwhile: drain it for the next user (Go before
+			// 1.23 buffers the value; later Go never delivers it).
+			select {
+			case <-t.C:
+			default:
+			}
+		}
 		return true
 	case <-t.C:
 		return false
 	}
 }
+
+// lockTimers holds lockWithin's timers, stopped and drained.
+var lockTimers sync.Pool

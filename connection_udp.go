@@ -129,6 +129,7 @@ func (t *udpTransport) readDatagrams(s messageSession) error {
 			continue
 		}
 		t.cur = t.peer(ap)
+		s.UpdateActive()
 		if err := s.handleMessage(data); err != nil {
 			if s.ending() || errors.Is(err, ErrPanic) {
 				return err

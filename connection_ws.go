@@ -50,8 +50,9 @@ type wsTransport struct {
 	nc      *wsNetConn // what gorilla reads through: frame tracking, read deadline
 	deflate bool       // permessage-deflate was negotiated
 
-	mu        writeLock // serializes every write; guards closeSent
-	closeSent bool
+	mu          writeLock // serializes every write; guards closeSent and compressing
+	closeSent   bool
+	compressing bool // write compression is on: data messages go through gorilla
 
 	// dlMu orders the reader's per-message read deadline against the close
 	// grace deadline that shutdown sets, so the reader never clears it.
@@ -86,8 +87,22 @@ func newWSTransport(ws *websocket.Conn, deflate bool) *wsTransport {
 
 func (t *wsTransport) conn() net.Conn { return t.raw }
 
-func (t *wsTransport) cork()                            {}
-func (t *wsTransport) uncork(bool, time.Duration) error { return nil }
+// cork and uncork bracket a dispatch batch (a mailbox drain, a queued
+// unordered task, a message of several packages): wsNetConn gathers the
+// frames written meanwhile and writes them together when the last batch
+// ends (connection_ws_write.go).
+func (t *wsTransport) cork() {
+	if t.nc != nil {
+		t.nc.cork()
+	}
+}
+
+func (t *wsTransport) uncork(flush bool, timeout time.Duration) error {
+	if t.nc == nil {
+		return nil
+	}
+	return t.nc.uncork(flush, timeout)
+}
 
 // setCompress switches per-message deflate for the messages written from
 // now on: flate levels turn it on (when the peer negotiated it), CompressNone
@@ -98,6 +113,7 @@ func (t *wsTransport) setCompress(c CompressType) bool {
 	switch {
 	case c == CompressNone:
 		t.ws.EnableWriteCompression(false)
+		t.compressing = false
 		return true
 	case c >= CompressHuffman && c <= CompressBestCompression:
 		if !t.deflate {
@@ -107,6 +123,7 @@ func (t *wsTransport) setCompress(c CompressType) bool {
 			return false
 		}
 		t.ws.EnableWriteCompression(true)
+		t.compressing = true
 		return true
 	}
 	return false
@@ -123,11 +140,32 @@ func (t *wsTransport) write(first []byte, more [][]byte, timeout time.Duration) 
 		return 0, fmt.Errorf("%w: write waited %v for the connection", os.ErrDeadlineExceeded, timeout)
 	}
 	defer t.mu.unlock()
-	deadline := time.Now().Add(timeout)
 	if t.closeSent {
 		return 0, ErrSessionClosed
 	}
-	_ = t.ws.SetWriteDeadline(deadline)
+	if t.nc == nil {
+		var d time.Time
+		if timeout > 0 {
+			d = time.Now().Add(timeout)
+		}
+		_ = t.ws.SetWriteDeadline(d)
+		return t.writeMessage(first, more)
+	}
+	if !t.nc.client && !t.compressing {
+		return t.nc.writeMessage(t.messageType(), first, more, timeout)
+	}
+	// wsNetConn applies the timeout, and writes a large message's header
+	// and payload, which gorilla writes apart, in one writev.
+	t.nc.dataFor(timeout, first, more)
+	n, err := t.writeMessage(first, more)
+	if derr := t.nc.dataDone(); err == nil && derr != nil {
+		return 0, derr
+	}
+	return n, err
+}
+
+// writeMessage writes one data message through gorilla; mu held.
+func (t *wsTransport) writeMessage(first []byte, more [][]byte) (int, error) {
 	if len(more) == 0 {
 		if err := t.ws.WriteMessage(t.messageType(), first); err != nil {
 			return 0, err
@@ -166,7 +204,7 @@ func (t *wsTransport) control(typ int, data []byte, deadline time.Time) error {
 		t.closeSent = true
 		if t.nc != nil {
 			// The close frame goes now, after what was gathered.
-			if err := t.nc.uncork(deadline); err != nil {
+			if err := t.nc.closing(deadline); err != nil {
 				return err
 			}
 		}
@@ -304,7 +342,8 @@ func (t *wsTransport) readMessages(s messageSession) error {
 			return t.readError(s, err, false)
 		}
 		t.handed++ // one more data message read (wsNetConn counts those arrived)
-		s.UpdateActive()
+		// wsNetConn marks the session active on every read that brings
+		// bytes (one clock read for all the messages in it).
 		bp, n, err := t.readMessage(s, r, limit)
 		if err != nil {
 			if bp != nil {
@@ -352,17 +391,15 @@ func (t *wsTransport) readMessages(s messageSession) error {
 }
 
 // gather corks (on) or uncorks and flushes (off) the connection's
-// writes, on the reader goroutine. A close frame uncorks it for good
-// (control).
+// writes, on the reader goroutine: one cork among those of the dispatch
+// batches. A close frame makes later writes go through (control).
 func (t *wsTransport) gather(on bool, s messageSession) error {
 	t.gathering = on
 	if on {
-		if !t.closing.Load() {
-			t.nc.cork()
-		}
+		t.nc.cork()
 		return nil
 	}
-	return t.nc.uncork(time.Now().Add(s.WriteTimeout()))
+	return t.nc.uncork(true, s.WriteTimeout())
 }
 
 // session is the session readMessages serves; nil before it starts.

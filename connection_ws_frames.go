@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"sync"
 	"time"
 )
 
@@ -180,72 +179,14 @@ type wsNetConn struct {
 	started time.Time // when the open frame or message began (zero: none)
 	armed   time.Time // the read deadline set on Conn (zero: none)
 	err     error     // a protocol error to return on the next Read
+	resumed bool      // the open frame's clock restarts at the next Read (resume)
+	client  bool      // the dialing side: its frames are masked (gorilla writes them)
 
-	// Gathered writes (corked): replies to messages that arrived together
-	// leave in one write. wmu orders them against gorilla's writes, which
-	// arrive from the transport's writers and, on a protocol error, from
-	// the reader.
-	wmu    sync.Mutex
-	corked bool
-	wbuf   []byte
-}
-
-// wsCorkMax bounds what a corked connection gathers before it writes.
-const wsCorkMax = 64 << 10
-
-func (c *wsNetConn) Write(p []byte) (int, error) {
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	if !c.corked {
-		return c.Conn.Write(p)
-	}
-	if len(c.wbuf)+len(p) > wsCorkMax {
-		if err := c.flush(); err != nil {
-			return 0, err
-		}
-		if len(p) > wsCorkMax/2 {
-			return c.Conn.Write(p)
-		}
-	}
-	c.wbuf = append(c.wbuf, p...)
-	return len(p), nil
-}
-
-// cork gathers the writes from now on.
-func (c *wsNetConn) cork() {
-	c.wmu.Lock()
-	c.corked = true
-	c.wmu.Unlock()
-}
-
-// uncork writes what was gathered, by deadline, and ends gathering.
-func (c *wsNetConn) uncork(deadline time.Time) error {
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	c.corked = false
-	if len(c.wbuf) == 0 {
-		return nil
-	}
-	_ = c.Conn.SetWriteDeadline(deadline)
-	return c.flush()
-}
-
-// flush writes what was gathered; the caller holds wmu.
-func (c *wsNetConn) flush() error {
-	if len(c.wbuf) == 0 {
-		return nil
-	}
-	_, err := c.Conn.Write(c.wbuf)
-	if cap(c.wbuf) > wsCorkMax {
-		c.wbuf = nil
-	} else {
-		c.wbuf = c.wbuf[:0]
-	}
-	return err
+	w wsWriteSide // gorilla's writes: gathering, one writev, lazy deadline
 }
 
 func newWSNetConn(c net.Conn, client bool) *wsNetConn {
-	w := &wsNetConn{Conn: c}
+	w := &wsNetConn{Conn: c, client: client}
 	if !client {
 		w.f.http = -1
 	}
@@ -262,12 +203,21 @@ func (c *wsNetConn) Read(p []byte) (int, error) {
 		}
 		n, err := c.Conn.Read(p)
 		if n > 0 {
+			var now time.Time
+			if c.t != nil {
+				if s := c.t.session(); s != nil {
+					now = s.touch() // one clock read for the read's messages
+				}
+			}
 			m, started, perr := c.f.feed(p[:n])
 			switch {
 			case !c.f.open():
 				c.started = time.Time{}
 			case started || c.started.IsZero():
-				c.started = time.Now()
+				if now.IsZero() {
+					now = time.Now()
+				}
+				c.started = now
 			}
 			if perr != nil {
 				c.err = perr
@@ -294,16 +244,33 @@ func (c *wsNetConn) Read(p []byte) (int, error) {
 // arm sets the read deadline the frame in progress allows, or none when
 // no frame is in progress. It keeps an armed deadline that is not later
 // than the allowed one and not yet past (an early one is absorbed by Read).
+// It reads the clock only when it must: once a frame's deadline is armed,
+// the reads that follow cost none.
 func (c *wsNetConn) arm() {
-	now := time.Now()
-	var want time.Time
-	if rt := c.t.readTimeout(); c.f.open() && rt > 0 {
-		want = c.started.Add(rt)
-		if !c.armed.IsZero() && !c.armed.After(want) && c.armed.After(now) {
+	rt := c.t.readTimeout()
+	if !c.f.open() || rt <= 0 {
+		// Idle: a pending deadline is absorbed if it fires; a past one
+		// is cleared.
+		if c.armed.IsZero() || c.armed.After(time.Now()) {
 			return
 		}
-	} else if c.armed.IsZero() || c.armed.After(now) {
-		// Idle: a pending deadline is absorbed if it fires.
+		c.armed = time.Time{}
+		c.t.setReadDeadline(c.armed)
+		return
+	}
+	var now time.Time
+	if c.resumed {
+		now = time.Now()
+		c.started, c.resumed = now, false
+	}
+	want := c.started.Add(rt)
+	if c.armed.Equal(want) {
+		return
+	}
+	if now.IsZero() {
+		now = time.Now()
+	}
+	if !c.armed.IsZero() && !c.armed.After(want) && c.armed.After(now) {
 		return
 	}
 	c.armed = want
@@ -311,10 +278,12 @@ func (c *wsNetConn) arm() {
 }
 
 // resume restarts the clock of a frame already begun: the reader was busy
-// dispatching, which is not the peer's time.
+// dispatching, which is not the peer's time. The clock restarts when the
+// reader comes back to the connection (arm), so a message handled from
+// what gorilla had buffered reads none.
 func (c *wsNetConn) resume() {
 	if !c.started.IsZero() {
-		c.started = time.Now()
+		c.resumed = true
 	}
 }
 

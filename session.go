@@ -271,7 +271,15 @@ func addrString(a net.Addr) string {
 func (s *session) IncReadPkgNum()  { s.readPkgs.Add(1) }
 func (s *session) IncWritePkgNum() { s.writePkgs.Add(1) }
 
-func (s *session) UpdateActive()        { s.active.Store(time.Now().UnixNano()) }
+func (s *session) UpdateActive() { s.active.Store(time.Now().UnixNano()) }
+
+// touch marks the session active now and returns now, for a transport
+// that needs the time as well (messageSession).
+func (s *session) touch() time.Time {
+	now := time.Now()
+	s.active.Store(now.UnixNano())
+	return now
+}
 func (s *session) GetActive() time.Time { return time.Unix(0, s.active.Load()) }
 
 func (s *session) ReadTimeout() time.Duration { return time.Duration(s.readTimeout.Load()) }

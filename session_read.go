@@ -302,12 +302,26 @@ func (s *session) callReader(b []byte) (pkg any, n int, err error) {
 // WebSocket session (1007) and drops the rest of a datagram (counted). An
 // empty message holds no package.
 func (s *session) handleMessage(data []byte) error {
-	s.UpdateActive()
 	s.readBytes.Add(uint64(len(data)))
 	maxLen := int(s.maxMsgLen.Load())
 	if len(data) > maxLen {
 		return s.opError(opDecode, fmt.Errorf("%w: message of %d bytes, max %d", ErrMsgTooLong, len(data), maxLen))
 	}
+	corked := false
+	err := s.decodeMessage(data, maxLen, &corked)
+	if corked {
+		if ferr := s.endBatch(true); err == nil {
+			err = ferr
+		}
+	}
+	return err
+}
+
+// decodeMessage is handleMessage's loop. When the message holds more than
+// one package it corks the transport (*corked), in every dispatch mode, so
+// the replies to its packages leave together when handleMessage ends the
+// batch.
+func (s *session) decodeMessage(data []byte, maxLen int, corked *bool) error {
 	for off := 0; off < len(data) && !s.closing.Load(); {
 		rest := data[off:]
 		pkg, n, err := s.decode(rest)
@@ -328,6 +342,10 @@ func (s *session) handleMessage(data []byte) error {
 			return s.opError(opDecode, fmt.Errorf("%w: package with length %d, %d bytes left in a message", ErrReaderContract, n, len(rest)))
 		}
 		off += n
+		if off < len(data) && !*corked {
+			s.tr.cork()
+			*corked = true
+		}
 		if err := s.dispatchMessagePkg(pkg); err != nil {
 			return err
 		}

@@ -7,6 +7,7 @@ replace github.com/getty-go/getty => ../
 require (
 	github.com/apache/dubbo-getty v1.4.10
 	github.com/cloudwego/netpoll v0.7.2
+	github.com/coder/websocket v1.8.15
 	github.com/dubbogo/gost v1.14.4
 	github.com/getty-go/getty v0.0.0-00010101000000-000000000000
 	github.com/gorilla/websocket v1.5.3

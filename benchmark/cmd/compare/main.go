@@ -31,7 +31,13 @@ import (
 	"time"
 )
 
-var allImpls = []string{"net", "net-bufio", "upstream", "upstream-pool", "gnet", "gnet-ants", "netpoll", "getty", "getty-pool", "getty-pool-unordered", "getty-gost", "getty-nogw", "getty-pool-nogw"}
+var allImpls = []string{"net", "net-bufio", "upstream", "upstream-pool", "gnet", "gnet-ants", "netpoll", "getty", "getty-pool", "getty-pool-unordered", "getty-gost", "getty-nogw", "getty-pool-nogw",
+	"gorilla", "coder", "upstream-ws", "getty-ws", "getty-ws-pool", "getty-ws-gost"}
+
+// wsImpls are the WebSocket servers (loadgen -ws). They run the WebSocket
+// scenarios only, and the TCP servers the others; each kind has its own
+// tables, with its own baseline (net, gorilla).
+var wsImpls = map[string]bool{"gorilla": true, "coder": true, "upstream-ws": true, "getty-ws": true, "getty-ws-pool": true, "getty-ws-gost": true}
 
 type scenario struct {
 	Name     string `json:"name"`
@@ -41,7 +47,13 @@ type scenario struct {
 	Size     int    `json:"size"`
 	Idle     bool   `json:"idle"`
 	Unix     bool   `json:"unix,omitempty"` // over a Unix socket instead of TCP loopback
-	Work     string `json:"work,omitempty"` // the server's -work: what the handler does per frame
+	WS       bool   `json:"ws,omitempty"`   // WebSocket: each frame one binary message (loadgen -ws)
+	// DialSerial dials the connections one at a time (loadgen
+	// -dial-parallel 1), before the measured window: upstream's WebSocket
+	// server panics with "timer queue is full" when its sessions start
+	// in a burst, each on its own HTTP goroutine.
+	DialSerial bool   `json:"dial_serial,omitempty"`
+	Work       string `json:"work,omitempty"` // the server's -work: what the handler does per frame
 }
 
 // unixImpls are the servers that can listen on a Unix socket; the others
@@ -131,7 +143,7 @@ func main() {
 	start := time.Now()
 	var (
 		implsFlag = flag.String("impls", strings.Join(allImpls, ","), "comma-separated servers to run")
-		scenFlag  = flag.String("scenarios", "c100x1k,c100x128x16,c1000x1k,c10x64kx4,c4x8m,idle,c100x1k-unix,c10x16-block1ms,c100x16-cpu20us", "comma-separated scenarios: c100x1k, c100x128x16, c1000x1k, c10x64kx4, c4x8m, idle, handlers that work c10x16-block1ms and c100x16-cpu20us, and over a Unix socket c100x1k-unix, c100x128x16-unix (net, net-bufio and getty servers only)")
+		scenFlag  = flag.String("scenarios", "c100x1k,c100x128x16,c1000x1k,c10x64kx4,c4x8m,idle,c100x1k-unix,c10x16-block1ms,c100x16-cpu20us,ws-c100x1k,ws-c100x128x16", "comma-separated scenarios: c100x1k, c100x128x16, c1000x1k, c10x64kx4, c4x8m, idle, handlers that work c10x16-block1ms and c100x16-cpu20us, over a Unix socket c100x1k-unix, c100x128x16-unix (net, net-bufio and getty servers only), and over WebSocket ws-c100x1k, ws-c100x128x16 (the WebSocket servers only)")
 		quick     = flag.Bool("quick", false, "smoke run, about a minute: 1 run, 0.25 s warm-up, 0.75 s windows, 2,000 idle conns held 1 s")
 		o         options
 	)
@@ -167,6 +179,8 @@ func main() {
 		"c4x8m":            {Name: "c4x8m", Title: "4 conns x 8 MiB x 1 in flight", Conns: 4, Inflight: 1, Size: 8 << 20},
 		"c100x1k-unix":     {Name: "c100x1k-unix", Title: "100 conns x 1 KiB x 1 in flight, Unix socket", Conns: 100, Inflight: 1, Size: 1024, Unix: true},
 		"c100x128x16-unix": {Name: "c100x128x16-unix", Title: "100 conns x 128 B x 16 in flight, Unix socket", Conns: 100, Inflight: 16, Size: 128, Unix: true},
+		"ws-c100x1k":       {Name: "ws-c100x1k", Title: "WebSocket: 100 conns x 1 KiB x 1 in flight", Conns: 100, Inflight: 1, Size: 1024, WS: true, DialSerial: true},
+		"ws-c100x128x16":   {Name: "ws-c100x128x16", Title: "WebSocket: 100 conns x 128 B x 16 in flight", Conns: 100, Inflight: 16, Size: 128, WS: true, DialSerial: true},
 		"idle":             {Name: "idle", Conns: o.idleConns, Size: 64, Idle: true},
 		// Handlers that do work, the case a pool exists for.
 		"c10x16-block1ms": {Name: "c10x16-block1ms", Title: "10 conns x 128 B x 16 in flight, handler blocks 1 ms", Conns: 10, Inflight: 16, Size: 128, Work: "block=1ms"},
@@ -244,7 +258,7 @@ func main() {
 				}
 			}
 			for _, impl := range order {
-				if sitsOut(sc, impl) != "" {
+				if !runs(sc, impl) {
 					continue
 				}
 				r := runOne(&o, binDir, sc, impl, run)
@@ -277,6 +291,43 @@ func main() {
 	}
 }
 
+// runs reports whether impl takes part in sc: a WebSocket server in the
+// WebSocket scenarios, a TCP one in the others (over a Unix socket only if
+// it can listen on one).
+func runs(sc scenario, impl string) bool {
+	return sc.WS == wsImpls[impl] && sitsOut(sc, impl) == ""
+}
+
+// implsOf is the servers of o that take part in sc's kind of scenario.
+func implsOf(o *options, sc scenario) []string {
+	var out []string
+	for _, impl := range o.impls {
+		if wsImpls[impl] == sc.WS {
+			out = append(out, impl)
+		}
+	}
+	return out
+}
+
+// baseOf is the baseline of sc's kind: net for TCP, gorilla for WebSocket,
+// or the first server of that kind when the baseline is not run.
+func baseOf(o *options, sc scenario) string {
+	impls := implsOf(o, sc)
+	want := "net"
+	if sc.WS {
+		want = "gorilla"
+	}
+	for _, impl := range impls {
+		if impl == want {
+			return want
+		}
+	}
+	if len(impls) > 0 {
+		return impls[0]
+	}
+	return want
+}
+
 func setIfDefault(name string, set func()) {
 	explicit := false
 	flag.Visit(func(f *flag.Flag) {
@@ -290,15 +341,21 @@ func setIfDefault(name string, set func()) {
 }
 
 func estimate(o *options) time.Duration {
-	var per time.Duration
+	var total time.Duration
 	for _, s := range o.scenarios {
+		per := o.warmup + o.measure + 1200*time.Millisecond
 		if s.Idle {
-			per += o.warmup + o.idleHold + time.Duration(s.Conns)*150*time.Microsecond + 1500*time.Millisecond
-		} else {
-			per += o.warmup + o.measure + 1200*time.Millisecond
+			per = o.warmup + o.idleHold + time.Duration(s.Conns)*150*time.Microsecond + 1500*time.Millisecond
 		}
+		n := 0
+		for _, impl := range o.impls {
+			if runs(s, impl) {
+				n++
+			}
+		}
+		total += per * time.Duration(o.runs*n)
 	}
-	return per * time.Duration(o.runs*len(o.impls))
+	return total
 }
 
 func splitList(s string) []string {
@@ -708,6 +765,12 @@ func runOne(o *options, binDir string, sc scenario, impl string, run int) *runRe
 	} else {
 		args = append(args, "-inflight", strconv.Itoa(sc.Inflight), "-duration", o.measure.String())
 	}
+	if sc.WS {
+		args = append(args, "-ws")
+	}
+	if sc.DialSerial {
+		args = append(args, "-dial-parallel", "1")
+	}
 	args = append(args, "-ack-stdin")
 	lg := pinned(o, 1, filepath.Join(binDir, "loadgen"), args...)
 	lgIn, err := lg.StdinPipe()
@@ -942,14 +1005,6 @@ func mib(kib float64) string { return fmt.Sprintf("%.1f", kib/1024) }
 func report(o *options, results []*runResult, notes []string, elapsed time.Duration) string {
 	var b strings.Builder
 	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
-	base := "net"
-	hasNet := false
-	for _, i := range o.impls {
-		hasNet = hasNet || i == "net"
-	}
-	if !hasNet {
-		base = o.impls[0]
-	}
 	aggs := map[string]map[string]*agg{}
 	for _, sc := range o.scenarios {
 		aggs[sc.Name] = map[string]*agg{}
@@ -967,8 +1022,8 @@ func report(o *options, results []*runResult, notes []string, elapsed time.Durat
 		pin = "no CPU pinning"
 	}
 	w("Medians of %d run(s) per server and scenario, servers alternating between runs, a fresh server process per run; %s; "+
-		"warm-up %s, measured window %s (idle: %s); task pools: %d workers. Ratios are to the `%s` server.\n\n",
-		o.runs, pin, o.warmup, o.measure, o.idleHold, o.workers, base)
+		"warm-up %s, measured window %s (idle: %s); task pools: %d workers. Ratios are to the %s.\n\n",
+		o.runs, pin, o.warmup, o.measure, o.idleHold, o.workers, baselines(o))
 	for _, n := range notes {
 		w("- note: %s\n", n)
 	}
@@ -976,51 +1031,19 @@ func report(o *options, results []*runResult, notes []string, elapsed time.Durat
 		w("\n")
 	}
 
-	// Summary, shaped like the table in the README's Performance section.
-	w("## Summary\n\n| scenario |")
-	for _, impl := range o.impls {
-		w(" `%s` |", impl)
-	}
-	w("\n|---|")
-	for range o.impls {
-		w("---|")
-	}
-	w("\n")
-	row := func(label string, cell func(a, baseA *agg) string, sc scenario) {
-		w("| %s |", label)
-		for _, impl := range o.impls {
-			a := aggs[sc.Name][impl]
-			c := "-"
-			if a.n > 0 {
-				c = cell(a, aggs[sc.Name][base])
-				if a.bad > 0 {
-					c += " (!)"
-				}
+	// Summary, shaped like the table in the README's Performance section:
+	// one table per kind of server (TCP, WebSocket).
+	w("## Summary\n\n")
+	for _, ws := range []bool{false, true} {
+		var scens []scenario
+		for _, sc := range o.scenarios {
+			if sc.WS == ws {
+				scens = append(scens, sc)
 			}
-			w(" %s |", c)
 		}
-		w("\n")
-	}
-	for _, sc := range o.scenarios {
-		if sc.Idle {
-			row(sc.Title+": KiB per conn / idle CPU", func(a, _ *agg) string {
-				return fmt.Sprintf("%.1f / %.1f%%", a.kibConn, a.idleCPU)
-			}, sc)
-			row("same: goroutines", func(a, _ *agg) string { return fmt.Sprintf("%.0f", a.goroutines) }, sc)
-			continue
+		if len(scens) > 0 && len(implsOf(o, scens[0])) > 0 {
+			summary(w, o, aggs, scens)
 		}
-		row(sc.Title+": req/s", func(a, ba *agg) string {
-			if a == ba {
-				return fmt.Sprintf("1.00 (%s)", fmtRate(a.reqs))
-			}
-			return ratio(a.reqs, ba.reqs)
-		}, sc)
-		row("same: server CPU µs per request", func(a, _ *agg) string { return fmt.Sprintf("%.2f", a.cpu) }, sc)
-		row("same: p99 latency", func(a, _ *agg) string { return fmtUs(a.p99) }, sc)
-		if sc.Inflight > 1 {
-			row("same: reordered replies", func(a, _ *agg) string { return fmt.Sprintf("%.0f", a.reordered) }, sc)
-		}
-		row("same: heap allocations per request", func(a, _ *agg) string { return fmt.Sprintf("%.1f", a.allocs) }, sc)
 	}
 	flagged := false
 	for _, m := range aggs {
@@ -1028,7 +1051,6 @@ func report(o *options, results []*runResult, notes []string, elapsed time.Durat
 			flagged = flagged || a.bad > 0
 		}
 	}
-	w("\n")
 	if flagged {
 		w("(!) = at least one run had errors, lost replies or failed; see the details.\n\n")
 	}
@@ -1045,11 +1067,12 @@ func report(o *options, results []*runResult, notes []string, elapsed time.Durat
 
 	w("## Details\n\n")
 	for _, sc := range o.scenarios {
+		base := baseOf(o, sc)
 		w("### %s\n\n", sc.Title)
 		if sc.Idle {
 			w("| server | KiB per conn | ratio | idle CPU %% | goroutines (base) | RSS before MiB | RSS held MiB | peak RSS MiB | alive / opened | other CPU %% | runs ok |\n")
 			w("|---|---|---|---|---|---|---|---|---|---|---|\n")
-			for _, impl := range o.impls {
+			for _, impl := range implsOf(o, sc) {
 				a := aggs[sc.Name][impl]
 				if a.n == 0 {
 					w("| `%s` | failed | | | | | | | | 0/%d |\n", impl, o.runs)
@@ -1062,7 +1085,7 @@ func report(o *options, results []*runResult, notes []string, elapsed time.Durat
 		} else {
 			w("| server | req/s | ratio | CPU µs/req | ratio | p50 | p99 | p99.9 | reordered | allocs/req | goroutines (base) | peak RSS MiB | loadgen CPU %% | other CPU %% | runs ok |\n")
 			w("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
-			for _, impl := range o.impls {
+			for _, impl := range implsOf(o, sc) {
 				a := aggs[sc.Name][impl]
 				if why := sitsOut(sc, impl); why != "" {
 					w("| `%s` | %s | | | | | | | | | | | | - |\n", impl, why)
@@ -1093,6 +1116,77 @@ func report(o *options, results []*runResult, notes []string, elapsed time.Durat
 		"was the limit. other CPU = CPU used on the machine by anything but the server and the load generator during the " +
 		"window (%% of one CPU): above ~10%% the numbers are disturbed.\n")
 	return b.String()
+}
+
+// baselines names the servers the ratios are to.
+func baselines(o *options) string {
+	var tcp, ws string
+	for _, sc := range o.scenarios {
+		if sc.WS {
+			ws = baseOf(o, sc)
+		} else {
+			tcp = baseOf(o, sc)
+		}
+	}
+	switch {
+	case tcp != "" && ws != "":
+		return fmt.Sprintf("`%s` server (TCP) and the `%s` server (WebSocket)", tcp, ws)
+	case ws != "":
+		return fmt.Sprintf("`%s` server", ws)
+	}
+	return fmt.Sprintf("`%s` server", tcp)
+}
+
+// summary writes one summary table: scens (all of one kind) by the servers
+// of that kind.
+func summary(w func(string, ...any), o *options, aggs map[string]map[string]*agg, scens []scenario) {
+	impls := implsOf(o, scens[0])
+	w("| scenario |")
+	for _, impl := range impls {
+		w(" `%s` |", impl)
+	}
+	w("\n|---|")
+	for range impls {
+		w("---|")
+	}
+	w("\n")
+	row := func(label string, cell func(a, baseA *agg) string, sc scenario) {
+		w("| %s |", label)
+		for _, impl := range impls {
+			a := aggs[sc.Name][impl]
+			c := "-"
+			if a.n > 0 {
+				c = cell(a, aggs[sc.Name][baseOf(o, sc)])
+				if a.bad > 0 {
+					c += " (!)"
+				}
+			}
+			w(" %s |", c)
+		}
+		w("\n")
+	}
+	for _, sc := range scens {
+		if sc.Idle {
+			row(sc.Title+": KiB per conn / idle CPU", func(a, _ *agg) string {
+				return fmt.Sprintf("%.1f / %.1f%%", a.kibConn, a.idleCPU)
+			}, sc)
+			row("same: goroutines", func(a, _ *agg) string { return fmt.Sprintf("%.0f", a.goroutines) }, sc)
+			continue
+		}
+		row(sc.Title+": req/s", func(a, ba *agg) string {
+			if a == ba {
+				return fmt.Sprintf("1.00 (%s)", fmtRate(a.reqs))
+			}
+			return ratio(a.reqs, ba.reqs)
+		}, sc)
+		row("same: server CPU µs per request", func(a, _ *agg) string { return fmt.Sprintf("%.2f", a.cpu) }, sc)
+		row("same: p99 latency", func(a, _ *agg) string { return fmtUs(a.p99) }, sc)
+		if sc.Inflight > 1 {
+			row("same: reordered replies", func(a, _ *agg) string { return fmt.Sprintf("%.0f", a.reordered) }, sc)
+		}
+		row("same: heap allocations per request", func(a, _ *agg) string { return fmt.Sprintf("%.1f", a.allocs) }, sc)
+	}
+	w("\n")
 }
 
 func cpuModel() string {

@@ -35,6 +35,17 @@ func init() {
 		func(addr string, workers int) (server, error) {
 			return newGettyWS(addr, getty.WithServerWorkerPool(workers))
 		})
+	register("getty-ws-gost", "this library over WebSocket with WithServerTaskPool(gxsync.NewTaskPoolSimple(workers)) (loadgen -ws)",
+		func(addr string, workers int) (server, error) {
+			pool := gxsync.NewTaskPoolSimple(workers)
+			s, err := newGettyWS(addr, getty.WithServerTaskPool(pool))
+			if err != nil {
+				pool.Close()
+				return nil, err
+			}
+			s.pool = pool
+			return s, nil
+		})
 }
 
 func newGettyWS(addr string, opts ...getty.ServerOption) (*gettyServer, error) {
@@ -58,7 +69,10 @@ func (gettyEcho) OnMessage(s getty.Session, pkg interface{}) {
 	_, _, _ = s.WritePkg(pkg, 0)
 }
 
-type gettyServer struct{ srv getty.Server }
+type gettyServer struct {
+	srv  getty.Server
+	pool interface{ Close() } // a task pool the server runs on, closed after it
+}
 
 func newGetty(addr string, opts ...getty.ServerOption) (s *gettyServer, err error) {
 	srv := getty.NewTCPServer(append([]getty.ServerOption{getty.WithLocalAddress(addr)}, opts...)...)
@@ -82,5 +96,8 @@ func (s *gettyServer) Addr() string {
 
 func (s *gettyServer) Close() error {
 	s.srv.Close()
+	if s.pool != nil {
+		s.pool.Close()
+	}
 	return nil
 }

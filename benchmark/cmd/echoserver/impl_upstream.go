@@ -17,6 +17,8 @@ func init() {
 		func(addr string, _ int) (server, error) { return newUpstream(addr, 0) })
 	register("upstream-pool", "apache/dubbo-getty v1.4.10 with gxsync.NewTaskPoolSimple(workers) (logger at error level)",
 		func(addr string, workers int) (server, error) { return newUpstream(addr, workers) })
+	register("upstream-ws", "apache/dubbo-getty v1.4.10 over WebSocket (NewWSServer), inline (logger at error level; loadgen -ws)",
+		func(addr string, _ int) (server, error) { return newUpstreamWS(addr) })
 }
 
 // upstreamCodec is the idiomatic upstream ReadWriter for a length-prefixed
@@ -107,7 +109,31 @@ func newUpstream(addr string, workers int) (s *upstreamServer, err error) {
 	return &upstreamServer{srv: srv, pool: pool}, nil
 }
 
+// newUpstreamWS is upstream's WebSocket server on "/": one message is one
+// Read call (each loadgen frame is one message), WritePkg one binary message.
+func newUpstreamWS(addr string) (s *upstreamServer, err error) {
+	if err := upgetty.SetLoggerLevel(upgetty.LoggerLevelError); err != nil {
+		return nil, err
+	}
+	srv := upgetty.NewWSServer(upgetty.WithLocalAddress(addr), upgetty.WithWebsocketServerPath("/"))
+	defer func() { // RunEventLoop panics when it cannot listen
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%v", r)
+		}
+	}()
+	codec, handler := upstreamCodec{}, upstreamEcho{}
+	srv.RunEventLoop(func(sess upgetty.Session) error {
+		sess.SetName("echo")
+		sess.SetMaxMsgLen(maxFrame + 4)
+		sess.SetPkgHandler(codec)
+		sess.SetEventListener(handler)
+		return nil
+	})
+	return &upstreamServer{srv: srv}, nil
+}
+
 func (s *upstreamServer) Addr() string {
+
 	return s.srv.(upgetty.StreamServer).Listener().Addr().String()
 }
 
