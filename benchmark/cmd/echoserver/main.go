@@ -71,6 +71,9 @@ type stats struct {
 	HeapInuse  uint64 `json:"heap_inuse"`
 	Sys        uint64 `json:"sys"`
 	NumGC      uint32 `json:"num_gc"`
+	WorkN      int64  `json:"work_n,omitempty"`   // handlers run (-work block)
+	WorkNs     int64  `json:"work_ns,omitempty"`  // their summed wall time
+	WorkMax    int64  `json:"work_max,omitempty"` // most running at once
 }
 
 var outMu sync.Mutex
@@ -86,7 +89,8 @@ func printStats() {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	printJSON(stats{Event: "stats", Goroutines: runtime.NumGoroutine(), Mallocs: ms.Mallocs,
-		HeapInuse: ms.HeapInuse, Sys: ms.Sys, NumGC: ms.NumGC})
+		HeapInuse: ms.HeapInuse, Sys: ms.Sys, NumGC: ms.NumGC,
+		WorkN: workN.Load(), WorkNs: workNs.Load(), WorkMax: workMax.Load()})
 }
 
 func main() {

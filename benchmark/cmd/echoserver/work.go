@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -25,7 +26,7 @@ func parseWork(spec string) error {
 	}
 	switch kind {
 	case "block":
-		handlerWork = func() { time.Sleep(d) }
+		handlerWork = func() { blockFor(d) }
 	case "cpu":
 		handlerWork = func() { burn(d) }
 	default:
@@ -53,4 +54,22 @@ func burn(d time.Duration) {
 		}
 	}
 	burnSink = x
+}
+
+// Handler accounting for -work block (in the stats line): how many handlers
+// ran, their summed wall time (so the mean number running at once over a
+// window is the delta of workNs / the window, Little's law on measured
+// durations) and the most that ever ran at once.
+var workN, workNs, workCur, workMax atomic.Int64
+
+// blockFor sleeps d and accounts for it.
+func blockFor(d time.Duration) {
+	if c := workCur.Add(1); c > workMax.Load() {
+		workMax.Store(c) // racy max: good enough for a gauge
+	}
+	start := time.Now()
+	time.Sleep(d)
+	workNs.Add(int64(time.Since(start)))
+	workN.Add(1)
+	workCur.Add(-1)
 }
