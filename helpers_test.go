@@ -109,6 +109,29 @@ rows:
 	}
 }
 
+// atOnce runs f for each case as a subtest, all of them at the same time,
+// and returns when all have ended: for independent cases that mostly wait
+// (a timeout, a close handshake's grace period), so that a test takes about
+// as long as its slowest case instead of their sum. t.Parallel would
+// overlap them only -parallel (GOMAXPROCS: 2 on CI) at a time, and only
+// after every serial test. t.Run is safe from several goroutines.
+//
+// The cases run while the test's own goroutine waits, so they must neither
+// change package-level state (getty.SetLogger) nor count the process's
+// goroutines, descriptors or heap, nor measure time tightly.
+func atOnce[C any](t *testing.T, cases []C, name func(C) string, f func(t *testing.T, c C)) {
+	t.Helper()
+	var wg sync.WaitGroup
+	for _, c := range cases {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			t.Run(name(c), func(t *testing.T) { f(t, c) })
+		}()
+	}
+	wg.Wait()
+}
+
 // Filters for run.
 
 // connected keeps the transports with a session per connection: all but
