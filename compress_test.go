@@ -154,6 +154,7 @@ func TestCompressedWritesAllSizes(t *testing.T) {
 	sizes := []int{1, 100, boundary - 5, boundary - 4, boundary, boundary + 1, 1 << 20, 8 << 20}
 	for _, ct := range compressTypes {
 		t.Run(ct.name, func(t *testing.T) {
+			t.Parallel() // best alone is ~10 s of CPU under -race: the other types run beside it
 			setUp := func(s getty.Session) {
 				s.SetCompressType(ct.typ)
 				s.SetMaxMsgLen(16 << 20)

@@ -98,6 +98,21 @@ var transports = []transport{
 // (net/http's run(t, f, modes)).
 func run(t *testing.T, f func(t *testing.T, tr transport), filter ...func(transport) bool) {
 	t.Helper()
+	for _, tr := range rows(filter...) {
+		t.Run(tr.name, func(t *testing.T) { f(t, tr) })
+	}
+}
+
+// runAtOnce is run with every transport's subtest at the same time
+// (atOnce): for scenarios that mostly wait, under atOnce's conditions.
+func runAtOnce(t *testing.T, f func(t *testing.T, tr transport), filter ...func(transport) bool) {
+	t.Helper()
+	atOnce(t, rows(filter...), func(tr transport) string { return tr.name }, f)
+}
+
+// rows returns the transports that every filter keeps.
+func rows(filter ...func(transport) bool) []transport {
+	var out []transport
 rows:
 	for _, tr := range transports {
 		for _, keep := range filter {
@@ -105,8 +120,9 @@ rows:
 				continue rows
 			}
 		}
-		t.Run(tr.name, func(t *testing.T) { f(t, tr) })
+		out = append(out, tr)
 	}
+	return out
 }
 
 // atOnce runs f for each case as a subtest, all of them at the same time,
@@ -118,7 +134,9 @@ rows:
 //
 // The cases run while the test's own goroutine waits, so they must neither
 // change package-level state (getty.SetLogger) nor count the process's
-// goroutines, descriptors or heap, nor measure time tightly.
+// goroutines, descriptors or heap, nor measure time tightly: an upper
+// bound on a wait with a second of slack is fine, the cases being light on
+// CPU (the other packages' tests load the machine as much meanwhile).
 func atOnce[C any](t *testing.T, cases []C, name func(C) string, f func(t *testing.T, c C)) {
 	t.Helper()
 	var wg sync.WaitGroup
