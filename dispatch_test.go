@@ -143,8 +143,10 @@ func TestBackpressureBoundsMemory(t *testing.T) {
 	msg := append(binary.BigEndian.AppendUint32(nil, uint32(len(payload))), payload...)
 	sent := 0
 	deadline := time.Now().Add(3 * time.Second)
-	_ = c.SetWriteDeadline(deadline)
 	for time.Now().Before(deadline) && sent < 256<<20 {
+		// A write stuck for 500 ms: the server has stopped reading (one
+		// that kept reading would take bytes until the 3 s are over).
+		_ = c.SetWriteDeadline(time.Now().Add(min(time.Until(deadline), 500*time.Millisecond)))
 		n, err := c.Write(msg)
 		sent += n
 		if err != nil {
