@@ -134,9 +134,10 @@ rows:
 //
 // The cases run while the test's own goroutine waits, so they must neither
 // change package-level state (getty.SetLogger) nor count the process's
-// goroutines, descriptors or heap, nor measure time tightly: an upper
-// bound on a wait with a second of slack is fine, the cases being light on
-// CPU (the other packages' tests load the machine as much meanwhile).
+// goroutines, descriptors or heap, nor measure time tightly. An upper
+// bound with slack (250 ms and more) is fine when the cases are light on
+// CPU: they add less load than the other packages' tests, which run beside
+// this package's serial tests anyway.
 func atOnce[C any](t *testing.T, cases []C, name func(C) string, f func(t *testing.T, c C)) {
 	t.Helper()
 	var wg sync.WaitGroup
