@@ -2,17 +2,22 @@ package getty_test
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"go/ast"
 	"go/importer"
 	"go/parser"
 	"go/token"
 	"go/types"
+	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/getty-go/getty/internal/race"
 )
 
 // TestDocSnippets type-checks every ```go block of README.md and docs/*.md
@@ -36,7 +41,7 @@ func TestDocSnippets(t *testing.T) {
 		t.Fatal(err)
 	}
 	fset := token.NewFileSet()
-	imp := importer.ForCompiler(fset, "source", nil) // one cache for all blocks
+	imp := docImporter(t, fset) // one cache for all blocks
 	n := 0
 	for _, md := range files {
 		for _, b := range goBlocks(t, md) {
@@ -52,6 +57,56 @@ func TestDocSnippets(t *testing.T) {
 	if n == 0 {
 		t.Fatal("no ```go blocks found")
 	}
+}
+
+// docImporter imports from the compiler's export data, which `go list
+// -export` finds in the build cache (the test build and go vet leave it
+// there) or builds. The source importer type-checks getty and the standard
+// library from source instead: 45 s of the test under -race. It is the
+// fallback when the go command is not at hand.
+func docImporter(t *testing.T, fset *token.FileSet) types.Importer {
+	exports := map[string]string{}
+	list := func(paths ...string) error {
+		args := []string{"list", "-export", "-deps", "-f", "{{.ImportPath}}\t{{.Export}}"}
+		if race.Enabled {
+			args = append(args, "-race") // the variant this test binary's build cached
+		}
+		out, err := exec.Command("go", append(args, paths...)...).Output()
+		if err != nil {
+			var ee *exec.ExitError
+			if errors.As(err, &ee) {
+				err = fmt.Errorf("%w: %s", err, ee.Stderr)
+			}
+			return fmt.Errorf("go list -export %v: %w", paths, err)
+		}
+		for _, line := range strings.Split(string(out), "\n") {
+			if p, file, ok := strings.Cut(line, "\t"); ok && file != "" {
+				exports[p] = file
+			}
+		}
+		return nil
+	}
+	var paths []string
+	for _, p := range docImports {
+		paths = append(paths, p)
+	}
+	sort.Strings(paths)
+	if err := list(paths...); err != nil {
+		t.Logf("%v; type-checking imports from source", err)
+		return importer.ForCompiler(fset, "source", nil)
+	}
+	return importer.ForCompiler(fset, "gc", func(path string) (io.ReadCloser, error) {
+		if _, ok := exports[path]; !ok { // a package a file block imports itself
+			if err := list(path); err != nil {
+				return nil, err
+			}
+		}
+		file, ok := exports[path]
+		if !ok {
+			return nil, fmt.Errorf("no export data for %q", path)
+		}
+		return os.Open(file)
+	})
 }
 
 type docBlock struct {

@@ -98,6 +98,21 @@ var transports = []transport{
 // (net/http's run(t, f, modes)).
 func run(t *testing.T, f func(t *testing.T, tr transport), filter ...func(transport) bool) {
 	t.Helper()
+	for _, tr := range rows(filter...) {
+		t.Run(tr.name, func(t *testing.T) { f(t, tr) })
+	}
+}
+
+// runAtOnce is run with every transport's subtest at the same time
+// (atOnce): for scenarios that mostly wait, under atOnce's conditions.
+func runAtOnce(t *testing.T, f func(t *testing.T, tr transport), filter ...func(transport) bool) {
+	t.Helper()
+	atOnce(t, rows(filter...), func(tr transport) string { return tr.name }, f)
+}
+
+// rows returns the transports that every filter keeps.
+func rows(filter ...func(transport) bool) []transport {
+	var out []transport
 rows:
 	for _, tr := range transports {
 		for _, keep := range filter {
@@ -105,8 +120,35 @@ rows:
 				continue rows
 			}
 		}
-		t.Run(tr.name, func(t *testing.T) { f(t, tr) })
+		out = append(out, tr)
 	}
+	return out
+}
+
+// atOnce runs f for each case as a subtest, all of them at the same time,
+// and returns when all have ended: for independent cases that mostly wait
+// (a timeout, a close handshake's grace period), so that a test takes about
+// as long as its slowest case instead of their sum. t.Parallel would
+// overlap them only -parallel (GOMAXPROCS: 2 on CI) at a time, and only
+// after every serial test. t.Run is safe from several goroutines.
+//
+// The cases run while the test's own goroutine waits, so they must neither
+// change package-level state (getty.SetLogger) nor count the process's
+// goroutines, descriptors or heap, nor measure time tightly. An upper
+// bound with slack (250 ms and more) is fine when the cases are light on
+// CPU: they add less load than the other packages' tests, which run beside
+// this package's serial tests anyway.
+func atOnce[C any](t *testing.T, cases []C, name func(C) string, f func(t *testing.T, c C)) {
+	t.Helper()
+	var wg sync.WaitGroup
+	for _, c := range cases {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			t.Run(name(c), func(t *testing.T) { f(t, c) })
+		}()
+	}
+	wg.Wait()
 }
 
 // Filters for run.

@@ -134,6 +134,7 @@ func (echoListener) OnMessage(s getty.Session, pkg any) { _, _, _ = s.WritePkg(p
 // process is back to about its heap before it (big buffers are not kept in
 // a pool). Measured in a child process, so nothing else shares its heap.
 func TestLargeMessageMemory(t *testing.T) {
+	t.Parallel() // what it measures is the child process's own heap
 	cmd := exec.Command(os.Args[0], "-test.run=^TestLargeMessageMemoryChild$", "-test.count=1", "-test.v")
 	cmd.Env = append(os.Environ(), largeMsgEnv+"=1")
 	out, err := cmd.CombinedOutput()

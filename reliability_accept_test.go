@@ -92,6 +92,10 @@ func TestReliabAcceptErrors(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("needs /proc and RLIMIT_NOFILE")
 	}
+	// It mostly waits (2.5 s of it measuring the child's backoff), and what
+	// it measures is the child process's own CPU and log: it overlaps the
+	// other parallel tests, none of which counts descriptors.
+	t.Parallel()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestReliabHelperProcess$", "-test.count=1")
 	cmd.Env = append(os.Environ(), relHelperEnv+"=accept")
 	stdin, err := cmd.StdinPipe()

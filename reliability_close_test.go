@@ -193,7 +193,7 @@ func (b *relBlocker) OnClose(getty.Session) { close(b.closed) }
 // ends, and the socket is closed all the same; once the handler returns,
 // everything ends.
 func TestReliabShutdownStuckSession(t *testing.T) {
-	run(t, func(t *testing.T, tr transport) {
+	runAtOnce(t, func(t *testing.T, tr transport) {
 		for _, mode := range []string{"inline", "workers"} {
 			t.Run(mode, func(t *testing.T) {
 				var opts []getty.ServerOption
@@ -239,7 +239,7 @@ func TestReliabShutdownStuckSession(t *testing.T) {
 // close_notify attempt, and a writer blocked on the session is released.
 func TestReliabCloseWithStuckPeer(t *testing.T) {
 	const wait = 200 * time.Millisecond
-	run(t, func(t *testing.T, tr transport) {
+	runAtOnce(t, func(t *testing.T, tr transport) {
 		t.Run("writer in flight", func(t *testing.T) {
 			sessCh := make(chan getty.Session, 1)
 			rec := newRelErrRecorder(false)

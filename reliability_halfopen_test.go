@@ -142,7 +142,7 @@ func (l *relStuckServer) OnMessage(s getty.Session, pkg any) {
 // client's own OnCron idle check closes that session and the pool replaces
 // it.
 func TestReliabHalfOpenClientPool(t *testing.T) {
-	run(t, func(t *testing.T, tr transport) {
+	runAtOnce(t, func(t *testing.T, tr transport) {
 		const (
 			period = 100 * time.Millisecond
 			idle   = 300 * time.Millisecond

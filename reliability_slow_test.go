@@ -81,7 +81,7 @@ func TestReliabSlowReader(t *testing.T) {
 // read: each call is bounded by its own timeout, not by the one of the
 // writer ahead of it.
 func TestReliabSlowReaderMixedTimeouts(t *testing.T) {
-	run(t, func(t *testing.T, tr transport) {
+	runAtOnce(t, func(t *testing.T, tr transport) {
 		sessCh := make(chan getty.Session, 1)
 		srv := startServer(t, tr.newServer(t), relSessionGrabber(getty.BaseListener{}, sessCh))
 		relConnect(t, relTargetOf(t, tr, srv)) // never reads
@@ -158,113 +158,111 @@ func TestReliabSlowloris(t *testing.T) {
 		{"wss handshake", "wss", "handshake"},
 		{"wss upgrade", "wss", "upgrade"},
 	}
-	for _, d := range drips {
+	relSilence(t) // once for all the cases, which run at once
+	atOnce(t, drips, func(d relDrip) string { return d.name }, func(t *testing.T, d relDrip) {
 		tr := row(d.row)
-		t.Run(d.name, func(t *testing.T) {
-			relSilence(t)
-			rec := newRelErrRecorder(true)
-			srv := startServer(t, tr.newServer(t, getty.WithServerHandshakeTimeout(limit)),
-				withCodec(rec, func(s getty.Session) { s.SetReadTimeout(limit) }))
-			tg := relTargetOf(t, tr, srv)
+		rec := newRelErrRecorder(true)
+		srv := startServer(t, tr.newServer(t, getty.WithServerHandshakeTimeout(limit)),
+			withCodec(rec, func(s getty.Session) { s.SetReadTimeout(limit) }))
+		tg := relTargetOf(t, tr, srv)
 
-			type result struct {
-				addr string
-				took time.Duration
-				err  error
-			}
-			results := make(chan result, peers)
-			for i := 0; i < peers; i++ {
+		type result struct {
+			addr string
+			took time.Duration
+			err  error
+		}
+		results := make(chan result, peers)
+		for i := 0; i < peers; i++ {
+			go func() {
+				var (
+					p   *relPeer
+					err error
+				)
+				if d.phase == "data" || d.phase == "wsframe" {
+					p, err = tg.connect()
+				} else {
+					var tc *net.TCPConn
+					if tc, err = tg.dialTCP(nil); err == nil {
+						p = &relPeer{tcp: tc, c: tc}
+						if d.row == "wss" && d.phase == "upgrade" {
+							tlc := tls.Client(tc, tg.tlsCfg)
+							err = tlc.Handshake()
+							p.c = tlc
+						}
+					}
+				}
+				if err != nil {
+					results <- result{err: err}
+					return
+				}
+				defer p.Close()
+				closed := make(chan time.Time, 1)
 				go func() {
-					var (
-						p   *relPeer
-						err error
-					)
-					if d.phase == "data" || d.phase == "wsframe" {
-						p, err = tg.connect()
-					} else {
-						var tc *net.TCPConn
-						if tc, err = tg.dialTCP(nil); err == nil {
-							p = &relPeer{tcp: tc, c: tc}
-							if d.row == "wss" && d.phase == "upgrade" {
-								tlc := tls.Client(tc, tg.tlsCfg)
-								err = tlc.Handshake()
-								p.c = tlc
-							}
-						}
-					}
-					if err != nil {
-						results <- result{err: err}
-						return
-					}
-					defer p.Close()
-					closed := make(chan time.Time, 1)
-					go func() {
-						_, _ = io.Copy(io.Discard, p.c)
-						closed <- time.Now()
-					}()
-					b := d.bytes()
-					start := time.Now()
-					tick := time.NewTicker(drip)
-					defer tick.Stop()
-					deadline := time.After(giveUp)
-					for i := 0; ; {
-						if i < len(b) {
-							_ = p.c.SetWriteDeadline(time.Now().Add(time.Second))
-							if _, err := p.c.Write(b[i : i+1]); err == nil {
-								i++
-							}
-						}
-						select {
-						case at := <-closed:
-							results <- result{addr: p.tcp.LocalAddr().String(), took: at.Sub(start)}
-							return
-						case <-deadline:
-							p.Close()
-							<-closed
-							results <- result{addr: p.tcp.LocalAddr().String(), err: fmt.Errorf("still open after %v", giveUp)}
-							return
-						case <-tick.C:
-						}
-					}
+					_, _ = io.Copy(io.Discard, p.c)
+					closed <- time.Now()
 				}()
-			}
-
-			// A normal client meanwhile.
-			var lat []time.Duration
-			for i := 0; i < 10; i++ {
-				t0 := time.Now()
-				p, err := tg.connect()
-				require.NoError(t, err)
-				err = p.echo("normal")
-				lat = append(lat, time.Since(t0))
-				p.Close()
-				require.NoError(t, err)
-				time.Sleep(100 * time.Millisecond)
-			}
-			worst := lat[0]
-			for _, l := range lat {
-				worst = max(worst, l)
-			}
-			t.Logf("normal client: connect+echo %v first, %v worst, during the drip", lat[0].Round(time.Microsecond), worst.Round(time.Microsecond))
-			assert.Less(t, worst, time.Second, "a normal client was slowed down by the slowloris peers")
-
-			var slowest time.Duration
-			for i := 0; i < peers; i++ {
-				r := <-results
-				if !assert.NoError(t, r.err, "slowloris peer %s", r.addr) {
-					continue
-				}
-				slowest = max(slowest, r.took)
-				assert.Less(t, r.took, limit+slack, "slowloris peer %s cut after %v", r.addr, r.took)
-				assert.Greater(t, r.took, limit*8/10, "slowloris peer %s cut before the timeout", r.addr)
-				if d.phase == "data" {
-					errs := rec.waitClose(t, r.addr)
-					if assert.Len(t, errs, 1) {
-						assert.ErrorIs(t, errs[0], getty.ErrReadTimeout)
+				b := d.bytes()
+				start := time.Now()
+				tick := time.NewTicker(drip)
+				defer tick.Stop()
+				deadline := time.After(giveUp)
+				for i := 0; ; {
+					if i < len(b) {
+						_ = p.c.SetWriteDeadline(time.Now().Add(time.Second))
+						if _, err := p.c.Write(b[i : i+1]); err == nil {
+							i++
+						}
+					}
+					select {
+					case at := <-closed:
+						results <- result{addr: p.tcp.LocalAddr().String(), took: at.Sub(start)}
+						return
+					case <-deadline:
+						p.Close()
+						<-closed
+						results <- result{addr: p.tcp.LocalAddr().String(), err: fmt.Errorf("still open after %v", giveUp)}
+						return
+					case <-tick.C:
 					}
 				}
+			}()
+		}
+
+		// A normal client meanwhile.
+		var lat []time.Duration
+		for i := 0; i < 10; i++ {
+			t0 := time.Now()
+			p, err := tg.connect()
+			require.NoError(t, err)
+			err = p.echo("normal")
+			lat = append(lat, time.Since(t0))
+			p.Close()
+			require.NoError(t, err)
+			time.Sleep(100 * time.Millisecond)
+		}
+		worst := lat[0]
+		for _, l := range lat {
+			worst = max(worst, l)
+		}
+		t.Logf("normal client: connect+echo %v first, %v worst, during the drip", lat[0].Round(time.Microsecond), worst.Round(time.Microsecond))
+		assert.Less(t, worst, time.Second, "a normal client was slowed down by the slowloris peers")
+
+		var slowest time.Duration
+		for i := 0; i < peers; i++ {
+			r := <-results
+			if !assert.NoError(t, r.err, "slowloris peer %s", r.addr) {
+				continue
 			}
-			t.Logf("%d slowloris peers cut after at most %v (limit %v)", peers, slowest.Round(time.Millisecond), limit)
-		})
-	}
+			slowest = max(slowest, r.took)
+			assert.Less(t, r.took, limit+slack, "slowloris peer %s cut after %v", r.addr, r.took)
+			assert.Greater(t, r.took, limit*8/10, "slowloris peer %s cut before the timeout", r.addr)
+			if d.phase == "data" {
+				errs := rec.waitClose(t, r.addr)
+				if assert.Len(t, errs, 1) {
+					assert.ErrorIs(t, errs[0], getty.ErrReadTimeout)
+				}
+			}
+		}
+		t.Logf("%d slowloris peers cut after at most %v (limit %v)", peers, slowest.Round(time.Millisecond), limit)
+	})
 }

@@ -251,11 +251,12 @@ func closePayload(code int, text string) []byte {
 
 func TestWSProtocolViolations(t *testing.T) {
 	const limit = 1024
-	cases := []struct {
+	type wsViolation struct {
 		name string
 		send func(r *rawWS)
 		code int
-	}{
+	}
+	cases := []wsViolation{
 		{"unmasked client frame", func(r *rawWS) { r.send(0x80|opBinary, false, frame("x")) }, 1002},
 		{"RSV1 without an extension", func(r *rawWS) { r.send(0x80|0x40|opBinary, true, frame("x")) }, 1002},
 		{"RSV2 set", func(r *rawWS) { r.send(0x80|0x20|opBinary, true, frame("x")) }, 1002},
@@ -307,9 +308,11 @@ func TestWSProtocolViolations(t *testing.T) {
 		assert.Equal(t, byte(opBinary), op)
 		assert.Equal(t, frame("still served"), p)
 	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) { runWSPlain(t, c.name, c.send, c.code) })
-	}
+	// Each case waits out the close handshake's grace period (1 s: the
+	// raw peer never answers the close), so they run at once.
+	atOnce(t, cases, func(c wsViolation) string { return c.name }, func(t *testing.T, c wsViolation) {
+		runWSPlain(t, c.name, c.send, c.code)
+	})
 }
 
 // One WritePkg, WriteBytes or WriteBytesArray is one binary message; text
