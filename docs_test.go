@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
 	"testing"
@@ -85,6 +86,13 @@ func docImporter(t *testing.T, fset *token.FileSet) types.Importer {
 			}
 		}
 		return nil
+	}
+	// Export data is read by this binary's go/importer, so it must come from
+	// the same Go release (the go in PATH may differ from the toolchain that
+	// built the test, e.g. under GOTOOLCHAIN).
+	if v, err := exec.Command("go", "env", "GOVERSION").Output(); err != nil || strings.TrimSpace(string(v)) != runtime.Version() {
+		t.Logf("go command is %q (err %v), this test was built by %s; type-checking imports from source", strings.TrimSpace(string(v)), err, runtime.Version())
+		return importer.ForCompiler(fset, "source", nil)
 	}
 	var paths []string
 	for _, p := range docImports {
