@@ -38,36 +38,42 @@ func benchWSEcho(b *testing.B, mode string, modeOpts func() ([]getty.ServerOptio
 			return nil
 		})
 		defer srv.Close()
-		c, br := benchWSDial(b, srv.Addr().String())
-		defer c.Close()
-		msg := make([]byte, 4+size)
-		binary.BigEndian.PutUint32(msg, uint32(size))
-		var req []byte
-		for i := 0; i < inflight; i++ {
-			req = append(req, 0x82, 0x80|126, byte(len(msg)>>8), byte(len(msg)), 0, 0, 0, 0)
-			req = append(req, msg...)
+		benchWSClient(b, srv.Addr().String(), inflight, size)
+	})
+}
+
+// benchWSClient runs the benchmark's client against the WebSocket echo
+// server at addr: inflight messages of size bytes each per round trip.
+func benchWSClient(b *testing.B, addr string, inflight, size int) {
+	c, br := benchWSDial(b, addr)
+	defer c.Close()
+	msg := make([]byte, 4+size)
+	binary.BigEndian.PutUint32(msg, uint32(size))
+	var req []byte
+	for i := 0; i < inflight; i++ {
+		req = append(req, 0x82, 0x80|126, byte(len(msg)>>8), byte(len(msg)), 0, 0, 0, 0)
+		req = append(req, msg...)
+	}
+	resp := make([]byte, 4+len(msg))
+	roundTrip := func() {
+		if _, err := c.Write(req); err != nil {
+			b.Fatal(err)
 		}
-		resp := make([]byte, 4+len(msg))
-		roundTrip := func() {
-			if _, err := c.Write(req); err != nil {
+		for i := 0; i < inflight; i++ {
+			if _, err := io.ReadFull(br, resp); err != nil {
 				b.Fatal(err)
 			}
-			for i := 0; i < inflight; i++ {
-				if _, err := io.ReadFull(br, resp); err != nil {
-					b.Fatal(err)
-				}
-			}
 		}
-		for i := 0; i < 100; i++ { // warm the pools
-			roundTrip()
-		}
-		b.SetBytes(int64(2 * len(msg)))
-		b.ReportAllocs()
-		b.ResetTimer()
-		for i := 0; i < b.N/inflight+1; i++ {
-			roundTrip()
-		}
-	})
+	}
+	for i := 0; i < 100; i++ { // warm the pools
+		roundTrip()
+	}
+	b.SetBytes(int64(2 * len(msg)))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N/inflight+1; i++ {
+		roundTrip()
+	}
 }
 
 func benchWSDial(b *testing.B, addr string) (net.Conn, *bufio.Reader) {

@@ -138,7 +138,9 @@ type messageSession interface {
 	// handleMessage decodes every package of one whole message and
 	// dispatches them. The transport marks the session active when it
 	// reads (UpdateActive), once per read, however many messages it holds.
-	handleMessage(data []byte) error
+	// gathering tells that the transport holds the replies corked
+	// around this call (more messages arrived with this one).
+	handleMessage(data []byte, gathering bool) error
 	// ending reports that the session is closing: a message read now is
 	// dropped, and a failed write is not the session's error.
 	ending() bool

@@ -130,7 +130,7 @@ func (t *udpTransport) readDatagrams(s messageSession) error {
 		}
 		t.cur = t.peer(ap)
 		s.UpdateActive()
-		if err := s.handleMessage(data); err != nil {
+		if err := s.handleMessage(data, false); err != nil {
 			if s.ending() || errors.Is(err, ErrPanic) {
 				return err
 			}

@@ -374,7 +374,7 @@ func (t *wsTransport) readMessages(s messageSession) error {
 			// until the last of them is handled.
 			_ = t.gather(true, s)
 		}
-		err = s.handleMessage(data)
+		err = s.handleMessage(data, t.gathering)
 		bufpool.Put(bp)
 		if err != nil {
 			return err

@@ -126,6 +126,7 @@ type session struct {
 	mbox      *dispatch.Mailbox
 	ex        dispatch.Executor
 	onMessage func(any) // method value made once, so Post allocates nothing
+	onQueued  func(any) // runQueued, likewise
 	gateMu    sync.RWMutex
 	gateShut  bool
 
@@ -161,6 +162,7 @@ func newSession(ep *endpoint, tr transport) *session {
 	s.pt, _ = tr.(packetTransport)
 	s.Reset()
 	s.onMessage = s.runMessage
+	s.onQueued = s.runQueued
 	s.endDone.Add(1)
 	s.cron = wheel.Default().NewTimer(s.cronFire)
 	s.UpdateActive()

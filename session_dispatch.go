@@ -22,9 +22,7 @@ func (s *session) dispatch(pkg any) error {
 	s.readPkgs.Add(1)
 	switch s.mode {
 	case dispatchMailbox:
-		if !s.mbox.RunOrPost(s.onMessage, pkg, s.rs.corked) {
-			s.recycle(pkg)
-		}
+		s.post(pkg)
 	case dispatchUnordered:
 		s.tr.cork() // released when the task starts (dispatch_unordered.go)
 		if t := unorderedTaskFor(s, pkg); !s.ex.Execute(uint64(s.id), t.fn) {
@@ -40,6 +38,33 @@ func (s *session) dispatch(pkg any) error {
 		return s.endErr()
 	}
 	return nil
+}
+
+// post hands pkg to the session's mailbox. While the reader gathers
+// replies, the message holds a cork of its own until it starts (as a
+// queued unordered task does): the reader's batch may end before a worker
+// picks it up, and its reply then still leaves with the others, when the
+// drain that runs it ends its batch, not alone in a write of its own.
+func (s *session) post(pkg any) {
+	fn := s.onMessage
+	if s.rs.corked {
+		s.tr.cork()
+		fn = s.onQueued
+	}
+	if !s.mbox.RunOrPost(fn, pkg, s.rs.corked) {
+		if s.rs.corked {
+			_ = s.endBatch(true)
+		}
+		s.recycle(pkg)
+	}
+}
+
+// runQueued runs a message posted with a cork (post): the drain's batch,
+// or the reader's when the message runs on the reader, gathers from here
+// on, so the message's cork is released before OnMessage.
+func (s *session) runQueued(pkg any) {
+	_ = s.endBatch(true)
+	s.runMessage(pkg)
 }
 
 // runMessage calls OnMessage under recover and recycles the package.

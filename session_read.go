@@ -300,15 +300,18 @@ func (s *session) callReader(b []byte) (pkg any, n int, err error) {
 // can come): a decode error matching ErrReaderContract and
 // io.ErrUnexpectedEOF, which closes a
 // WebSocket session (1007) and drops the rest of a datagram (counted). An
-// empty message holds no package.
-func (s *session) handleMessage(data []byte) error {
+// empty message holds no package. gathering: the transport holds a cork
+// around this call, so the replies already wait for more (see post).
+func (s *session) handleMessage(data []byte, gathering bool) error {
 	s.readBytes.Add(uint64(len(data)))
 	maxLen := int(s.maxMsgLen.Load())
 	if len(data) > maxLen {
 		return s.opError(opDecode, fmt.Errorf("%w: message of %d bytes, max %d", ErrMsgTooLong, len(data), maxLen))
 	}
 	corked := false
+	s.rs.corked = gathering
 	err := s.decodeMessage(data, maxLen, &corked)
+	s.rs.corked = false
 	if corked {
 		if ferr := s.endBatch(true); err == nil {
 			err = ferr
@@ -345,6 +348,7 @@ func (s *session) decodeMessage(data []byte, maxLen int, corked *bool) error {
 		if off < len(data) && !*corked {
 			s.tr.cork()
 			*corked = true
+			s.rs.corked = true
 		}
 		if err := s.dispatchMessagePkg(pkg); err != nil {
 			return err
