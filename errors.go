@@ -63,6 +63,11 @@ var (
 
 	// ErrNoSession is returned when a client has no open session to offer.
 	ErrNoSession = errors.New("getty: no open session")
+
+	// ErrTaskPoolClosed ends a session whose task pool (WithServerTaskPool,
+	// WithClientTaskPool) refused its messages because it was closed before
+	// the session: the messages it refused were dropped unhandled.
+	ErrTaskPoolClosed = errors.New("getty: task pool closed")
 )
 
 // SessionError describes a failure of one operation on one session, as

@@ -1,6 +1,6 @@
 package getty
 
-import "errors"
+import "fmt"
 
 func (s *session) setupDispatch() {
 	ep := s.ep
@@ -29,7 +29,7 @@ func (s *session) dispatch(pkg any) error {
 			t.release()
 			_ = s.endBatch(false)
 			s.recycle(pkg)
-			s.closeWith(s.opError(opDispatch, errors.New("getty: task pool closed")))
+			s.poolRefused(1)
 		}
 	default:
 		s.runMessage(pkg)
@@ -56,7 +56,20 @@ func (s *session) post(pkg any) {
 			_ = s.endBatch(true)
 		}
 		s.recycle(pkg)
+		// Refused while the session is open: the executor was closed
+		// (Abandoned below reported it, or a later message lands here).
+		s.poolRefused(1)
 	}
+}
+
+// poolRefused ends a session whose executor refused messages: they were
+// dropped, and replies the peer waits for will never come. A mailbox closed
+// because the session is ending refuses too; that is no error.
+func (s *session) poolRefused(dropped int) {
+	if s.closing.Load() {
+		return
+	}
+	s.closeWith(s.opError(opDispatch, fmt.Errorf("%w: %d message(s) dropped unhandled", ErrTaskPoolClosed, dropped)))
 }
 
 // runQueued runs a message posted with a cork (post): the drain's batch,
@@ -86,6 +99,10 @@ func (h *mailboxHooks) BeginBatch() { h.tr.cork() }
 
 // EndBatch flushes the replies gathered during the batch.
 func (h *mailboxHooks) EndBatch() { _ = (*session)(h).endBatch(true) }
+
+// Abandoned ends the session when its executor refused a drain: the
+// queued messages were dropped, and corks they held with them.
+func (h *mailboxHooks) Abandoned(dropped int) { (*session)(h).poolRefused(dropped) }
 
 // Panicked ends the session whose OnMessage panicked.
 func (h *mailboxHooks) Panicked(v any) {

@@ -71,6 +71,13 @@ type Hooks interface {
 	Panicked(v any)
 }
 
+// Abandoner is optionally implemented by Hooks: Abandoned runs once, outside the mailbox's lock, after the executor
+// refused a drain and the mailbox dropped its queued messages (dropped of them, the refused one included), so the
+// owner can end what those messages stood for instead of waiting for replies that will never be written.
+type Abandoner interface {
+	Abandoned(dropped int)
+}
+
 // funcHooks are Hooks from funcs (SetDrainHooks, SetPanicHandler); nil funcs are no-ops, a nil onPanic logs.
 type funcHooks struct {
 	begin, end func()
@@ -373,6 +380,7 @@ func (m *Mailbox) drain() {
 func (m *Mailbox) abandon() {
 	m.mu.Lock()
 	m.dead = true
+	dropped := m.n
 	clear(m.buf)
 	m.n = 0
 	m.releaseRingLocked()
@@ -382,6 +390,9 @@ func (m *Mailbox) abandon() {
 	}
 	f := m.takeFinalLocked()
 	m.mu.Unlock()
+	if a, ok := m.hooks.(Abandoner); ok {
+		a.Abandoned(dropped)
+	}
 	if f != nil {
 		m.runGuarded(f)
 	}
