@@ -69,12 +69,19 @@ func wsPkg(p []byte) []byte {
 // wsReadFrame reads one unmasked server frame and returns its payload.
 func wsReadFrame(t *testing.T, br *bufio.Reader) []byte {
 	t.Helper()
+	first, p := wsReadAnyFrame(t, br)
+	if first != 0x82 {
+		t.Fatalf("frame %#x, want a final binary frame", first)
+	}
+	return p
+}
+
+// wsReadAnyFrame reads one unmasked frame: its first byte and its payload.
+func wsReadAnyFrame(t *testing.T, br *bufio.Reader) (byte, []byte) {
+	t.Helper()
 	var h [10]byte
 	if _, err := io.ReadFull(br, h[:2]); err != nil {
 		t.Fatal(err)
-	}
-	if h[0] != 0x82 {
-		t.Fatalf("frame %#x, want a final binary frame", h[0])
 	}
 	n := uint64(h[1] & 0x7f)
 	switch n {
@@ -89,7 +96,7 @@ func wsReadFrame(t *testing.T, br *bufio.Reader) []byte {
 	if _, err := io.ReadFull(br, p); err != nil {
 		t.Fatal(err)
 	}
-	return p
+	return h[0], p
 }
 
 var wsWriteModes = []struct {
@@ -168,23 +175,7 @@ func TestWSLargeWriteIsOneWritev(t *testing.T) {
 		}
 		var got []byte
 		for len(got) < 4+size {
-			var h [10]byte
-			if _, err := io.ReadFull(br, h[:2]); err != nil {
-				t.Fatal(err)
-			}
-			n := uint64(h[1] & 0x7f)
-			switch n {
-			case 126:
-				_, _ = io.ReadFull(br, h[2:4])
-				n = uint64(binary.BigEndian.Uint16(h[2:4]))
-			case 127:
-				_, _ = io.ReadFull(br, h[2:10])
-				n = binary.BigEndian.Uint64(h[2:10])
-			}
-			f := make([]byte, n)
-			if _, err := io.ReadFull(br, f); err != nil {
-				t.Fatal(err)
-			}
+			_, f := wsReadAnyFrame(t, br)
 			got = append(got, f...)
 		}
 		if !bytes.Equal(got, wsPkg(p)) {

@@ -80,7 +80,7 @@ type upstreamServer struct {
 	pool gxsync.GenericTaskPool
 }
 
-func newUpstream(addr string, workers int) (s *upstreamServer, err error) {
+func newUpstream(addr string, workers int) (*upstreamServer, error) {
 	// Shipped as is, upstream logs a DEBUG line per packet; measure it with
 	// the level a production deployment would use.
 	if err := upgetty.SetLoggerLevel(upgetty.LoggerLevelError); err != nil {
@@ -93,29 +93,27 @@ func newUpstream(addr string, workers int) (s *upstreamServer, err error) {
 		opts = append(opts, upgetty.WithServerTaskPool(pool))
 	}
 	srv := upgetty.NewTCPServer(opts...)
-	defer func() { // RunEventLoop panics when it cannot listen
-		if r := recover(); r != nil {
-			err = fmt.Errorf("%v", r)
-		}
-	}()
-	codec, handler := upstreamCodec{}, upstreamEcho{}
-	srv.RunEventLoop(func(sess upgetty.Session) error {
-		sess.SetName("echo")
-		sess.SetMaxMsgLen(maxFrame + 4)
-		sess.SetPkgHandler(codec)
-		sess.SetEventListener(handler)
-		return nil
-	})
+	if err := runUpstream(srv); err != nil {
+		return nil, err
+	}
 	return &upstreamServer{srv: srv, pool: pool}, nil
 }
 
 // newUpstreamWS is upstream's WebSocket server on "/": one message is one
 // Read call (each loadgen frame is one message), WritePkg one binary message.
-func newUpstreamWS(addr string) (s *upstreamServer, err error) {
+func newUpstreamWS(addr string) (*upstreamServer, error) {
 	if err := upgetty.SetLoggerLevel(upgetty.LoggerLevelError); err != nil {
 		return nil, err
 	}
 	srv := upgetty.NewWSServer(upgetty.WithLocalAddress(addr), upgetty.WithWebsocketServerPath("/"))
+	if err := runUpstream(srv); err != nil {
+		return nil, err
+	}
+	return &upstreamServer{srv: srv}, nil
+}
+
+// runUpstream starts srv's event loop with the echo session set-up.
+func runUpstream(srv upgetty.Server) (err error) {
 	defer func() { // RunEventLoop panics when it cannot listen
 		if r := recover(); r != nil {
 			err = fmt.Errorf("%v", r)
@@ -129,7 +127,7 @@ func newUpstreamWS(addr string) (s *upstreamServer, err error) {
 		sess.SetEventListener(handler)
 		return nil
 	})
-	return &upstreamServer{srv: srv}, nil
+	return nil
 }
 
 func (s *upstreamServer) Addr() string {
