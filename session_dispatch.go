@@ -41,25 +41,38 @@ func (s *session) dispatch(pkg any) error {
 }
 
 // post hands pkg to the session's mailbox. While the reader gathers
-// replies, the message holds a cork of its own until it starts (as a
-// queued unordered task does): the reader's batch may end before a worker
-// picks it up, and its reply then still leaves with the others, when the
-// drain that runs it ends its batch, not alone in a write of its own.
+// replies, a message that runs on the reader (a borrowed token) replies
+// into the reader's batch; one that is queued holds a cork of its own until
+// it starts (as a queued unordered task does): the reader's batch may end
+// before a worker picks it up, and its reply then still leaves with the
+// others, when the drain that runs it ends its batch, not alone in a write
+// of its own. The cork is only taken once the message is known to queue
+// (TryRun failed), so a run on the reader costs no cork/uncork pair.
 func (s *session) post(pkg any) {
-	fn := s.onMessage
-	if s.rs.corked {
-		s.tr.cork()
-		fn = s.onQueued
-	}
-	if !s.mbox.RunOrPost(fn, pkg, s.rs.corked) {
-		if s.rs.corked {
-			_ = s.endBatch(true)
+	if !s.rs.corked {
+		if !s.mbox.RunOrPost(s.onMessage, pkg, false) {
+			s.refused(pkg, false)
 		}
-		s.recycle(pkg)
-		// Refused while the session is open: the executor was closed
-		// (Abandoned below reported it, or a later message lands here).
-		s.poolRefused(1)
+		return
 	}
+	if s.mbox.TryRun(s.onMessage, pkg, true) {
+		return
+	}
+	s.tr.cork()
+	if !s.mbox.Post(s.onQueued, pkg) {
+		s.refused(pkg, true)
+	}
+}
+
+// refused drops a package the mailbox refused, with the cork it held.
+func (s *session) refused(pkg any, corked bool) {
+	if corked {
+		_ = s.endBatch(true)
+	}
+	s.recycle(pkg)
+	// Refused while the session is open: the executor was closed
+	// (Abandoned below reported it, or a later message lands here).
+	s.poolRefused(1)
 }
 
 // poolRefused ends a session whose executor refused messages: they were
@@ -72,9 +85,9 @@ func (s *session) poolRefused(dropped int) {
 	s.closeWith(s.opError(opDispatch, fmt.Errorf("%w: %d message(s) dropped unhandled", ErrTaskPoolClosed, dropped)))
 }
 
-// runQueued runs a message posted with a cork (post): the drain's batch,
-// or the reader's when the message runs on the reader, gathers from here
-// on, so the message's cork is released before OnMessage.
+// runQueued runs a message posted with a cork (post): the drain's batch
+// gathers from here on, so the message's cork is released before
+// OnMessage.
 func (s *session) runQueued(pkg any) {
 	_ = s.endBatch(true)
 	s.runMessage(pkg)

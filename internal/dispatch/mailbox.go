@@ -227,16 +227,28 @@ func (m *Mailbox) Post(fn func(arg any), arg any) bool {
 // Only a goroutine that may run the callbacks itself should call it (a session's reader does); a callback
 // calling RunOrPost on another mailbox would nest that mailbox's message inside its own.
 func (m *Mailbox) RunOrPost(fn func(arg any), arg any, inBatch bool) bool {
+	if m.TryRun(fn, arg, inBatch) {
+		return true
+	}
+	return m.Post(fn, arg)
+}
+
+// TryRun is RunOrPost without the Post: it runs fn(arg) on the calling goroutine under the same conditions and
+// reports whether it did; on false nothing ran or was queued, and the caller may Post (order holds either way:
+// a Post after a failed TryRun queues behind whatever made it fail). It lets a caller prepare a message for the
+// queue (a reader takes a cork a queued message holds until it starts) only when the message is really queued,
+// instead of preparing and undoing it for every message that runs on the caller.
+func (m *Mailbox) TryRun(fn func(arg any), arg any, inBatch bool) bool {
 	if m.cfg.lender == nil {
-		return m.Post(fn, arg)
+		return false
 	}
 	if fn == nil {
-		panic("dispatch: Mailbox.RunOrPost with nil fn")
+		panic("dispatch: Mailbox.TryRun with nil fn")
 	}
 	m.mu.Lock()
 	if m.scheduled || m.closed || m.dead || !m.cfg.lender.tryBorrow() {
 		m.mu.Unlock()
-		return m.Post(fn, arg)
+		return false
 	}
 	m.scheduled = true // idle implies empty (see Close): fn is next in order
 	m.mu.Unlock()
