@@ -33,7 +33,8 @@ type Client interface {
 	// background until Close, as after ctx's end.
 	RunEventLoopContext(ctx context.Context, newSession NewSessionCallback) error
 	// Session returns an open session, round-robin over the open ones, or
-	// ErrNoSession.
+	// ErrNoSession. A session is offered once its OnOpen has returned, so
+	// OnOpen may run a moment before Session returns it.
 	Session() (Session, error)
 	// Sessions returns the open sessions.
 	Sessions() []Session

@@ -264,9 +264,13 @@ func TestWSPackageAsServer(t *testing.T) {
 			default:
 				t.Fatalf("OnError got %v, want one close error with code 4001", errs)
 			}
-			s, err = cli.Session()
-			if err != nil {
-				t.Fatal(err)
+			// The new session's OnOpen has run; the client offers it once
+			// OnOpen has returned.
+			for s, err = cli.Session(); err != nil; s, err = cli.Session() {
+				if time.Now().After(deadline) {
+					t.Fatal(err)
+				}
+				time.Sleep(10 * time.Millisecond)
 			}
 			_, _, _ = s.WritePkg("after the reconnect", time.Second)
 			if got := c.next(t, "an echo after the reconnect"); string(got) != "after the reconnect" {
