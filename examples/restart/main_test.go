@@ -147,23 +147,28 @@ func (p *pool) settle(id string, s getty.Session, replied bool) {
 }
 
 // call sends one request and waits for its reply, resending it when its
-// session closes; false when it could not be completed in 5 attempts.
+// session closes or the write fails, as an RPC client resends an idempotent
+// call within its timeout; false when it could not be completed in 5 s.
+// Waiting for a session while all of them reconnect is not a resend.
 func (p *pool) call(id string) bool {
-	for attempt := 0; attempt < 5; attempt++ {
-		if attempt > 0 {
-			p.retried.Add(1)
-		}
+	deadline := time.Now().Add(5 * time.Second)
+	for sent := 0; time.Now().Before(deadline); {
 		s, err := p.cli.Session()
 		if err != nil {
 			time.Sleep(20 * time.Millisecond) // all sessions reconnecting
 			continue
 		}
+		if sent > 0 {
+			p.retried.Add(1)
+		}
+		sent++
 		done := make(chan bool, 1)
 		p.mu.Lock()
 		p.pending[id] = pendingReq{s: s, done: done}
 		p.mu.Unlock()
 		if _, _, err := s.WritePkg([]byte(id), time.Second); err != nil {
 			p.settle(id, nil, false)
+			time.Sleep(5 * time.Millisecond) // its session is closing
 			continue
 		}
 		select {
