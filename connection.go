@@ -188,18 +188,37 @@ type writeDeadline struct {
 	armed time.Time // set on the socket; zero: none
 }
 
+// arm sets the deadline for a write due within timeout (<= 0: none).
 func (w *writeDeadline) arm(c net.Conn, timeout time.Duration) {
 	if timeout <= 0 {
+		w.set(c, time.Time{}, 0)
+		return
+	}
+	w.set(c, time.Now().Add(timeout), timeout)
+}
+
+// armBy sets the deadline for a write due by dl (zero: none).
+func (w *writeDeadline) armBy(c net.Conn, dl time.Time) {
+	if dl.IsZero() {
+		w.set(c, dl, 0)
+		return
+	}
+	w.set(c, dl, time.Until(dl))
+}
+
+// set puts dl plus a quarter of timeout on the socket unless the armed
+// deadline already lies between dl and that; a zero dl clears it.
+func (w *writeDeadline) set(c net.Conn, dl time.Time, timeout time.Duration) {
+	if dl.IsZero() {
 		if !w.armed.IsZero() {
 			w.armed = time.Time{}
 			_ = c.SetWriteDeadline(w.armed)
 		}
 		return
 	}
-	d := time.Now().Add(timeout)
-	slack := timeout / 4
-	if w.armed.Before(d) || w.armed.After(d.Add(slack)) {
-		w.armed = d.Add(slack)
+	slack := max(timeout/4, 0)
+	if w.armed.IsZero() || w.armed.Before(dl) || w.armed.After(dl.Add(slack)) {
+		w.armed = dl.Add(slack)
 		_ = c.SetWriteDeadline(w.armed)
 	}
 }

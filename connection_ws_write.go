@@ -61,8 +61,8 @@ type wsWriteSide struct {
 	iov     net.Buffers // the writev list, reused
 	iovBase [5][]byte
 
-	want  time.Time // the write deadline gorilla asked for (control frames)
-	armed time.Time // the one set on the socket; zero: none
+	want     time.Time     // the write deadline gorilla asked for (control frames)
+	deadline writeDeadline // the one set on the socket
 
 	writes uint64 // writes handed to the socket (Write or one writev); for tests
 }
@@ -210,31 +210,14 @@ func (c *wsNetConn) SetDeadline(d time.Time) error {
 	return c.Conn.SetReadDeadline(d)
 }
 
-// armWrite sets the socket's write deadline for a write due by d, unless
-// the armed one is not before it and not later than a quarter of the time
-// left; w.mu held.
+// armWrite sets the socket's write deadline for a write due by d (see
+// writeDeadline); w.mu held.
 func (c *wsNetConn) armWrite(d wsDue) {
-	w := &c.w
-	var dl time.Time
-	timeout := d.timeout
-	switch {
-	case timeout > 0:
-		dl = time.Now().Add(timeout)
-	case !d.deadline.IsZero():
-		dl = d.deadline
-		timeout = time.Until(dl)
-	default:
-		if !w.armed.IsZero() {
-			w.armed = time.Time{}
-			_ = c.Conn.SetWriteDeadline(w.armed)
-		}
+	if d.timeout > 0 {
+		c.w.deadline.arm(c.Conn, d.timeout)
 		return
 	}
-	slack := max(timeout/4, 0)
-	if w.armed.IsZero() || w.armed.Before(dl) || w.armed.After(dl.Add(slack)) {
-		w.armed = dl.Add(slack)
-		_ = c.Conn.SetWriteDeadline(w.armed)
-	}
+	c.w.deadline.armBy(c.Conn, d.deadline)
 }
 
 // owns reports whether p is the end of one of the holding writer's slices
@@ -255,18 +238,7 @@ func (w *wsWriteSide) owns(p []byte) bool {
 	return false
 }
 
-func (w *wsWriteSide) append(p []byte) {
-	if w.buf == nil {
-		w.buf = bufpool.Get(max(len(p), 4096))
-	}
-	if w.n+len(p) > len(*w.buf) {
-		nb := bufpool.Get(2 * (w.n + len(p)))
-		copy(*nb, (*w.buf)[:w.n])
-		bufpool.Put(w.buf)
-		w.buf = nb
-	}
-	w.n += copy((*w.buf)[w.n:], p)
-}
+func (w *wsWriteSide) append(p []byte) { w.n = bufpool.Append(&w.buf, w.n, p) }
 
 // flushLocked writes what was gathered and referenced, in one write or
 // writev, by d; w.mu held. The buffer goes back to the pool, so an idle

@@ -117,16 +117,7 @@ func sentOf(written, start, end uint64) int {
 }
 
 func (q *sendQueue) append(b []byte) {
-	if q.buf == nil {
-		q.buf = bufpool.Get(max(len(b), 4096))
-	}
-	if q.pending+len(b) > len(*q.buf) {
-		nb := bufpool.Get(q.pending + len(b))
-		copy(*nb, (*q.buf)[:q.pending])
-		bufpool.Put(q.buf)
-		q.buf = nb
-	}
-	q.pending += copy((*q.buf)[q.pending:], b)
+	q.pending = bufpool.Append(&q.buf, q.pending, b)
 	q.appended += uint64(len(b))
 }
 

@@ -69,3 +69,19 @@ func Put(b *[]byte) {
 	*b = (*b)[:c]
 	pools[bits.Len(uint(c))-1-minShift].Put(b)
 }
+
+// Append appends p to the n bytes in use of *buf and returns the new count.
+// It takes a buffer from the pool when *buf is nil, and a larger one (the
+// old one goes back) when p does not fit.
+func Append(buf **[]byte, n int, p []byte) int {
+	if *buf == nil {
+		*buf = Get(max(len(p), 4096))
+	}
+	if n+len(p) > len(**buf) {
+		nb := Get(n + len(p))
+		copy(*nb, (**buf)[:n])
+		Put(*buf)
+		*buf = nb
+	}
+	return n + copy((**buf)[n:], p)
+}

@@ -42,3 +42,23 @@ func BenchmarkGetPut(b *testing.B) {
 		Put(Get(4096))
 	}
 }
+
+func TestAppendGrowsAndKeepsBytes(t *testing.T) {
+	var buf *[]byte
+	n := Append(&buf, 0, []byte("head"))
+	if buf == nil || n != 4 {
+		t.Fatalf("first append: buf %v, n %d", buf, n)
+	}
+	big := make([]byte, 3*len(*buf))
+	for i := range big {
+		big[i] = byte(i)
+	}
+	n = Append(&buf, n, big)
+	if n != 4+len(big) || len(*buf) < n {
+		t.Fatalf("after growing: n %d, cap %d", n, len(*buf))
+	}
+	if string((*buf)[:4]) != "head" || (*buf)[4+len(big)-1] != big[len(big)-1] {
+		t.Fatal("bytes lost while growing")
+	}
+	Put(buf)
+}
