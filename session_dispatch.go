@@ -9,11 +9,10 @@ func (s *session) setupDispatch() {
 		s.mode = dispatchInline
 	case ep.ordered:
 		s.mode = dispatchMailbox
-		s.mbox = ep.mailboxes.New(uint64(s.id))
-		s.mbox.SetHooks((*mailboxHooks)(s))
+		s.mq = &mailboxDispatch{mbox: ep.mailboxes.New(uint64(s.id)), onMessage: s.runMessage, onQueued: s.runQueued}
+		s.mq.mbox.SetHooks((*mailboxHooks)(s))
 	default:
 		s.mode = dispatchUnordered
-		s.ex = ep.executor
 	}
 }
 
@@ -25,7 +24,7 @@ func (s *session) dispatch(pkg any) error {
 		s.post(pkg)
 	case dispatchUnordered:
 		s.tr.cork() // released when the task starts (dispatch_unordered.go)
-		if t := unorderedTaskFor(s, pkg); !s.ex.Execute(uint64(s.id), t.fn) {
+		if t := unorderedTaskFor(s, pkg); !s.ep.executor.Execute(uint64(s.id), t.fn) {
 			t.release()
 			_ = s.endBatch(false)
 			s.recycle(pkg)
@@ -50,16 +49,16 @@ func (s *session) dispatch(pkg any) error {
 // (TryRun failed), so a run on the reader costs no cork/uncork pair.
 func (s *session) post(pkg any) {
 	if !s.rs.corked {
-		if !s.mbox.RunOrPost(s.onMessage, pkg, false) {
+		if !s.mq.mbox.RunOrPost(s.mq.onMessage, pkg, false) {
 			s.refused(pkg, false)
 		}
 		return
 	}
-	if s.mbox.TryRun(s.onMessage, pkg, true) {
+	if s.mq.mbox.TryRun(s.mq.onMessage, pkg, true) {
 		return
 	}
 	s.tr.cork()
-	if !s.mbox.Post(s.onQueued, pkg) {
+	if !s.mq.mbox.Post(s.mq.onQueued, pkg) {
 		s.refused(pkg, true)
 	}
 }
