@@ -8,9 +8,7 @@ func (s *session) setupDispatch() {
 	case ep == nil || ep.executor == nil:
 		s.mode = dispatchInline
 	case ep.ordered:
-		s.mode = dispatchMailbox
-		s.mq = &mailboxDispatch{mbox: ep.mailboxes.New(uint64(s.id)), onMessage: s.runMessage, onQueued: s.runQueued}
-		s.mq.mbox.SetHooks((*mailboxHooks)(s))
+		s.mode = dispatchMailbox // the mailbox comes with the first message (mailbox)
 	default:
 		s.mode = dispatchUnordered
 	}
@@ -48,19 +46,33 @@ func (s *session) dispatch(pkg any) error {
 // of its own. The cork is only taken once the message is known to queue
 // (TryRun failed), so a run on the reader costs no cork/uncork pair.
 func (s *session) post(pkg any) {
+	mq := s.mailbox()
 	if !s.rs.corked {
-		if !s.mq.mbox.RunOrPost(s.mq.onMessage, pkg, false) {
+		if !mq.mbox.RunOrPost(mq.onMessage, pkg, false) {
 			s.refused(pkg, false)
 		}
 		return
 	}
-	if s.mq.mbox.TryRun(s.mq.onMessage, pkg, true) {
+	if mq.mbox.TryRun(mq.onMessage, pkg, true) {
 		return
 	}
 	s.tr.cork()
-	if !s.mq.mbox.Post(s.mq.onQueued, pkg) {
+	if !mq.mbox.Post(mq.onQueued, pkg) {
 		s.refused(pkg, true)
 	}
+}
+
+// mailbox returns the session's mailbox, making it on the first message:
+// a session that has received nothing holds none (about 250 bytes). Only
+// the reader goroutine calls it, and only the reader reads s.mq (post, and
+// endReading or a failed setup, which close it).
+func (s *session) mailbox() *mailboxDispatch {
+	if s.mq == nil {
+		mq := &mailboxDispatch{mbox: s.ep.mailboxes.New(uint64(s.id)), onMessage: s.runMessage, onQueued: s.runQueued}
+		mq.mbox.SetHooks((*mailboxHooks)(s))
+		s.mq = mq
+	}
+	return s.mq
 }
 
 // refused drops a package the mailbox refused, with the cork it held.
