@@ -98,6 +98,7 @@ func measureIdle(b *testing.B, serve func(*testing.B, func()) (string, func())) 
 	b.ReportMetric(float64(rss-rss0)/n, "rss-B/session")
 	b.ReportMetric((float64(after.HeapAlloc)-float64(before.HeapAlloc))/n, "heap-B/session")
 	b.ReportMetric((float64(after.StackInuse)-float64(before.StackInuse))/n, "stack-B/session")
+	b.ReportMetric((float64(burst.StackInuse)-float64(before.StackInuse))/n, "stackburst-B/session")
 	for i := 0; i < b.N; i++ { // one measurement, whatever b.N
 	}
 }
