@@ -41,7 +41,7 @@ func (c *client) dialTCP(ctx context.Context) (transport, error) {
 		return nil, fmt.Errorf("getty: tls handshake with %s: %w", c.opts.addr, err)
 	}
 	t := newTCPTransport(tc)
-	t.tlsTimeout = c.opts.dialTimeout
+	t.setTLSTimeout(c.opts.dialTimeout)
 	return t, nil
 }
 

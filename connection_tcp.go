@@ -15,28 +15,31 @@ import (
 )
 
 // tcpTransport carries a session over a stream: TCP, or TLS over TCP.
+// The connection itself (*net.TCPConn or *tls.Conn) is the send queue's
+// (conn); what only TLS or compression needs sits behind extra, so an idle
+// plain TCP transport fits 256 bytes.
 type tcpTransport struct {
-	c   net.Conn     // *net.TCPConn or *tls.Conn
-	tcp *net.TCPConn // the socket, for linger and raw waits
-
 	// raw lets the reader wait for readability without holding a buffer;
 	// nil for TLS, whose records must be read through the tls.Conn.
 	raw syscall.RawConn
 	rawRead
 
-	out sendQueue
+	out   sendQueue
+	extra *tcpExtra // nil until TLS or compression needs it
+}
+
+// tcpExtra is what only some stream transports use.
+type tcpExtra struct {
 	// zr decompresses the read side once SetCompressType turned
 	// compression on; nil for raw bytes.
-	zr io.Reader
-
+	zr         io.Reader
 	tlsTimeout time.Duration // handshake bound for TLS
 }
 
 func newTCPTransport(c net.Conn) *tcpTransport {
-	t := &tcpTransport{c: c}
+	t := &tcpTransport{}
 	switch cc := c.(type) {
 	case *net.TCPConn:
-		t.tcp = cc
 		if raw, err := cc.SyscallConn(); err == nil && rawReadSupported {
 			t.raw = raw
 			t.rawRead.init()
@@ -46,14 +49,41 @@ func newTCPTransport(c net.Conn) *tcpTransport {
 			t.raw = raw
 			t.rawRead.init()
 		}
-	case *tls.Conn:
-		t.tcp, _ = cc.NetConn().(*net.TCPConn)
 	}
-	t.out.init(t.c)
+	t.out.init(c)
 	return t
 }
 
-func (t *tcpTransport) conn() net.Conn { return t.c }
+func (t *tcpTransport) conn() net.Conn { return t.out.w }
+
+// tcp is the socket under the connection (through TLS), for linger.
+func (t *tcpTransport) tcp() *net.TCPConn { return tcpConnOf(t.out.w) }
+
+// setTLSTimeout bounds the TLS handshake.
+func (t *tcpTransport) setTLSTimeout(d time.Duration) {
+	if t.extra == nil {
+		t.extra = new(tcpExtra)
+	}
+	t.extra.tlsTimeout = d
+}
+
+// decompressor is the read side's decompressor; nil for raw bytes.
+func (t *tcpTransport) decompressor() io.Reader {
+	if t.extra == nil {
+		return nil
+	}
+	return t.extra.zr
+}
+
+func (t *tcpTransport) setDecompressor(zr io.Reader) {
+	if t.extra == nil {
+		if zr == nil {
+			return
+		}
+		t.extra = new(tcpExtra)
+	}
+	t.extra.zr = zr
+}
 
 func (t *tcpTransport) readLoop(s sessionPort) error { return s.readStream(t) }
 
@@ -67,17 +97,17 @@ func (t *tcpTransport) readFresh(size int) (*[]byte, int, error) {
 }
 
 func (t *tcpTransport) read(p []byte) (int, error) {
-	if t.zr != nil {
-		return t.zr.Read(p)
+	if zr := t.decompressor(); zr != nil {
+		return zr.Read(p)
 	}
-	return t.c.Read(p)
+	return t.out.w.Read(p)
 }
 
-func (t *tcpTransport) setReadDeadline(d time.Time) error { return t.c.SetReadDeadline(d) }
+func (t *tcpTransport) setReadDeadline(d time.Time) error { return t.out.w.SetReadDeadline(d) }
 
 // timeoutIsFatal: flate and snappy readers keep the first error they see,
 // a timeout included.
-func (t *tcpTransport) timeoutIsFatal() bool { return t.zr != nil }
+func (t *tcpTransport) timeoutIsFatal() bool { return t.decompressor() != nil }
 
 func (t *tcpTransport) write(first []byte, more [][]byte, timeout time.Duration) (int, error) {
 	return t.out.write(first, more, timeout)
@@ -91,26 +121,28 @@ func (t *tcpTransport) uncork(flush bool, timeout time.Duration) error {
 
 func (t *tcpTransport) shutdown(deadline time.Time, _ error) error {
 	err := t.out.close(deadline)
-	if t.tcp == nil || t.c == net.Conn(t.tcp) {
-		t.c.Close()
+	c := t.out.w
+	tcp := t.tcp()
+	if tcp == nil || c == net.Conn(tcp) {
+		c.Close()
 		return err
 	}
 	if err != nil {
 		// The stream is broken: no close_notify either.
-		t.tcp.Close()
+		tcp.Close()
 	}
 	// The close_notify may take what is left of the wait time, within
 	// bounds.
-	closeTLS(t.tcp, min(max(time.Until(deadline), 10*time.Millisecond), time.Second), t.c.Close)
+	closeTLS(tcp, min(max(time.Until(deadline), 10*time.Millisecond), time.Second), c.Close)
 	return err
 }
 
 func (t *tcpTransport) closeNow(linger int) {
-	if linger >= 0 && t.tcp != nil {
-		_ = t.tcp.SetLinger(linger)
+	if tcp := t.tcp(); linger >= 0 && tcp != nil {
+		_ = tcp.SetLinger(linger)
 	}
 	t.out.abort()
-	t.c.Close()
+	t.out.w.Close()
 }
 
 // setCompress wraps both directions of the stream: flate (raw deflate, as
@@ -122,27 +154,28 @@ func (t *tcpTransport) setCompress(c CompressType) bool {
 	var (
 		zw  compressor
 		err error
+		nc  = t.out.w
 	)
 	switch c {
 	case CompressNone:
-		t.zr = nil
+		t.setDecompressor(nil)
 		t.out.setCompressor(nil)
 		return true
 	case CompressSnappy:
-		zw = snappy.NewBufferedWriter(t.c)
-		t.zr = snappy.NewReader(t.c)
+		zw = snappy.NewBufferedWriter(nc)
+		t.setDecompressor(snappy.NewReader(nc))
 	case CompressZip, CompressBestSpeed, CompressBestCompression, CompressHuffman:
-		zw, err = flate.NewWriter(t.c, int(c))
+		zw, err = flate.NewWriter(nc, int(c))
 		if err != nil {
 			return false
 		}
-		t.zr = flate.NewReader(t.c)
+		t.setDecompressor(flate.NewReader(nc))
 	default:
 		if c < CompressHuffman || c > CompressBestCompression {
 			return false
 		}
-		zw, _ = flate.NewWriter(t.c, int(c))
-		t.zr = flate.NewReader(t.c)
+		zw, _ = flate.NewWriter(nc, int(c))
+		t.setDecompressor(flate.NewReader(nc))
 	}
 	// The decompressor must see every byte, so raw reads are off.
 	t.raw = nil
@@ -153,11 +186,14 @@ func (t *tcpTransport) setCompress(c CompressType) bool {
 // handshake runs the TLS handshake with its timeout before the session
 // starts, so a failed or stalled handshake never reaches a callback.
 func (t *tcpTransport) handshake() error {
-	tc, ok := t.c.(*tls.Conn)
+	tc, ok := t.out.w.(*tls.Conn)
 	if !ok {
 		return nil
 	}
-	timeout := t.tlsTimeout
+	var timeout time.Duration
+	if t.extra != nil {
+		timeout = t.extra.tlsTimeout
+	}
 	if timeout <= 0 {
 		timeout = defaultHandshakeTimeout
 	}

@@ -18,25 +18,25 @@ const rawReadSupported = true
 // only when the socket has bytes, and given back before parking on EAGAIN.
 type rawRead struct {
 	fn   func(uintptr) bool // made once, so a read allocates nothing
-	size int
 	buf  *[]byte
-	n    int
 	err  error
+	size int32 // int32s: a read buffer is far below 2 GiB
+	n    int32
 }
 
 func (r *rawRead) init() { r.fn = r.try }
 
 func (r *rawRead) read(raw syscall.RawConn, size int) (*[]byte, int, error) {
-	r.size, r.buf, r.n, r.err = size, nil, 0, nil
+	r.size, r.buf, r.n, r.err = int32(size), nil, 0, nil
 	if err := raw.Read(r.fn); err != nil {
 		return nil, 0, err
 	}
-	return r.buf, r.n, r.err
+	return r.buf, int(r.n), r.err
 }
 
 // try is the RawConn.Read callback; false parks until readable.
 func (r *rawRead) try(fd uintptr) bool {
-	bp := bufpool.Get(r.size)
+	bp := bufpool.Get(int(r.size))
 	for {
 		n, err := syscall.Read(int(fd), *bp)
 		switch {
@@ -52,7 +52,7 @@ func (r *rawRead) try(fd uintptr) bool {
 			bufpool.Put(bp)
 			r.err = io.EOF
 		default:
-			r.buf, r.n = bp, n
+			r.buf, r.n = bp, int32(n)
 		}
 		return true
 	}

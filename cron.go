@@ -2,7 +2,6 @@ package getty
 
 import (
 	"sync"
-	"time"
 )
 
 // OnCron scheduling. The process-wide timer wheel (internal/wheel) fires
@@ -37,45 +36,45 @@ func (s *session) cronFire() {
 // closing (SetCronPeriod and open start a new schedule); the lock keeps a
 // wheel callback from re-arming a timer that stopCron just stopped.
 func (s *session) armCron() bool {
-	s.cronMu.Lock()
-	defer s.cronMu.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.closing.Load() {
 		return false
 	}
-	s.cronNext = time.Now().Add(time.Duration(s.cronPeriod.Load()))
-	s.cron.ResetAt(s.cronNext)
+	s.cronNext = monoNow() + s.cronPeriod.Load()
+	s.cron.ResetAt(monoTime(s.cronNext))
 	return true
 }
 
 // rearmCron arms the beat after the one firing now, one period after the
 // one scheduled; false if the session is closing.
 func (s *session) rearmCron() bool {
-	s.cronMu.Lock()
-	defer s.cronMu.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.closing.Load() {
 		return false
 	}
-	now := time.Now()
-	if now.Before(s.cronNext) {
+	now := monoNow()
+	if now < s.cronNext {
 		// armCron started a new schedule after the wheel took this beat:
 		// the timer is armed already.
 		return true
 	}
-	p := time.Duration(s.cronPeriod.Load())
-	next := s.cronNext.Add(p)
-	if !next.After(now) {
+	p := s.cronPeriod.Load()
+	next := s.cronNext + p
+	if next <= now {
 		// A stall of more than a period: skip what was missed, keep phase.
-		next = next.Add(now.Sub(next)/p*p + p)
+		next += (now-next)/p*p + p
 	}
 	s.cronNext = next
-	s.cron.ResetAt(next)
+	s.cron.ResetAt(monoTime(next))
 	return true
 }
 
 func (s *session) stopCron() {
-	s.cronMu.Lock()
+	s.mu.Lock()
 	s.cron.Stop()
-	s.cronMu.Unlock()
+	s.mu.Unlock()
 }
 
 // runCron runs on a cron runner.

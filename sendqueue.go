@@ -37,11 +37,11 @@ type sendQueue struct {
 	buf      *[]byte // pending bytes, pooled; nil when none
 	spare    *[]byte // the flusher's buffer, kept for the next swap
 	pending  int     // len of *buf in use
+	appended uint64  // bytes ever accepted
+	written  uint64  // bytes ever taken by the kernel
+	err      error   // sticky: the stream is broken
+	corked   int32
 	flushing bool
-	corked   int
-	appended uint64 // bytes ever accepted
-	written  uint64 // bytes ever taken by the kernel
-	err      error  // sticky: the stream is broken
 	closed   bool
 
 	deadline writeDeadline

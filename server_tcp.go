@@ -52,7 +52,7 @@ func (s *server) acceptLoop(ln net.Listener, cb NewSessionCallback) error {
 func (s *server) newStreamTransport(c net.Conn) transport {
 	if s.tlsCfg != nil {
 		t := newTCPTransport(tls.Server(c, s.tlsCfg))
-		t.tlsTimeout = s.opts.handshakeTimeout
+		t.setTLSTimeout(s.opts.handshakeTimeout)
 		return t
 	}
 	return newTCPTransport(c)

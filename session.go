@@ -81,6 +81,9 @@ type Session interface {
 	Close()
 }
 
+// defaultName is the name of a session without an endpoint.
+var defaultName = defaultSessionName
+
 // connID numbers connections process-wide, as upstream does.
 var connID atomic.Uint32
 
@@ -92,10 +95,8 @@ const (
 )
 
 type session struct {
-	id   uint32
 	ep   *endpoint
 	tr   transport
-	pt   packetTransport // tr, when its packages carry their peer; else nil
 	name atomic.Pointer[string]
 
 	// user pieces; set in the new-session callback, read by the reader
@@ -111,9 +112,6 @@ type session struct {
 	cronPeriod   atomic.Int64 // ns
 	waitTime     atomic.Int64 // ns
 
-	attrMu sync.Mutex
-	attrs  map[any]any
-
 	readBytes  atomic.Uint64
 	writeBytes atomic.Uint64
 	readPkgs   atomic.Uint64
@@ -121,36 +119,48 @@ type session struct {
 	drops      atomic.Uint64 // datagrams dropped (UDP)
 	active     atomic.Int64  // unix ns
 
+	// mu guards attrs, err and the cron schedule (cronNext, arming cron):
+	// each is touched rarely, so one lock serves them all.
+	mu    sync.Mutex
+	attrs map[any]any
+	err   error // the error that ends the session; nil for an orderly close
+
 	// dispatch
-	mode      int
-	mbox      *dispatch.Mailbox
-	ex        dispatch.Executor
-	onMessage func(any) // method value made once, so Post allocates nothing
-	onQueued  func(any) // runQueued, likewise
-	gateMu    sync.RWMutex
-	gateShut  bool
+	mq     *mailboxDispatch // the mailbox mode's state; nil otherwise
+	gateMu sync.RWMutex
 
 	// cron
-	cronMu   sync.Mutex
 	cron     *wheel.Timer
-	cronNext time.Time // the beat the timer is armed for; under cronMu
-	cronBusy atomic.Bool
+	cronNext int64    // the beat the timer is armed for (monoNow); under mu
 	cronLink *session // next in the endpoint's cron queue; under its lock
 
-	// life cycle
+	endDone sync.WaitGroup // 1 until end has finished; no channel, one object fewer per session
+
+	// Small fields together, so that padding does not cost a size class.
+	id        uint32
+	cronBusy  atomic.Bool
 	opened    atomic.Bool // OnOpen succeeded: OnClose is owed
 	ended     atomic.Bool // end ran: counted in the endpoint's totals
 	closing   atomic.Bool
 	unhandled atomic.Bool // BaseListener.OnError saw the ending error
-	errMu     sync.Mutex
-	err       error          // the error that ends the session; nil for an orderly close
-	endBegun  atomic.Bool    // end has run or is running: it runs once
-	endDone   sync.WaitGroup // 1 until end has finished; no channel, one object fewer per session
+	endBegun  atomic.Bool // end has run or is running: it runs once
+	gateShut  bool        // under gateMu
+	mode      uint8       // dispatch mode, set once before the first read
+	packet    bool        // tr is a packetTransport (see packetTr)
 
 	// read buffer and stream state, owned by the reader goroutine
 	rbuf *[]byte
 	rlen int
 	rs   readState
+}
+
+// mailboxDispatch is what a session dispatching through a mailbox (the
+// ordered built-in or gost pool) needs; an inline or unordered session
+// holds none of it.
+type mailboxDispatch struct {
+	mbox      *dispatch.Mailbox
+	onMessage func(any) // method value made once, so Post allocates nothing
+	onQueued  func(any) // runQueued, likewise
 }
 
 func newSession(ep *endpoint, tr transport) *session {
@@ -159,32 +169,42 @@ func newSession(ep *endpoint, tr transport) *session {
 		ep: ep,
 		tr: tr,
 	}
-	s.pt, _ = tr.(packetTransport)
+	_, s.packet = tr.(packetTransport)
 	s.Reset()
-	s.onMessage = s.runMessage
-	s.onQueued = s.runQueued
 	s.endDone.Add(1)
 	s.cron = wheel.Default().NewTimer(s.cronFire)
 	s.UpdateActive()
 	return s
 }
 
+// packetTr returns the transport when its packages carry their peer (UDP),
+// else nil. A flag and an assertion instead of a second interface field:
+// 16 bytes less per session, for an assertion only on packet transports.
+func (s *session) packetTr() packetTransport {
+	if !s.packet {
+		return nil
+	}
+	pt, _ := s.tr.(packetTransport)
+	return pt
+}
+
 // ---- settings -------------------------------------------------------------
 
 func (s *session) Reset() {
-	name := defaultSessionName
+	// The default name is shared, not copied: one object fewer per session.
 	if s.ep != nil {
-		name = s.ep.sessionName
+		s.name.Store(&s.ep.sessionName)
+	} else {
+		s.name.Store(&defaultName)
 	}
-	s.name.Store(&name)
 	s.maxMsgLen.Store(defaultMaxMsgLen)
 	s.readTimeout.Store(int64(defaultReadTimeout))
 	s.writeTimeout.Store(int64(defaultWriteTimeout))
 	s.cronPeriod.Store(int64(defaultCronPeriod))
 	s.waitTime.Store(int64(defaultWaitTime))
-	s.attrMu.Lock()
+	s.mu.Lock()
 	s.attrs = nil
-	s.attrMu.Unlock()
+	s.mu.Unlock()
 }
 
 func (s *session) SetMaxMsgLen(n int) {
@@ -230,14 +250,14 @@ func (s *session) SetWaitTime(d time.Duration) {
 }
 
 func (s *session) GetAttribute(key any) any {
-	s.attrMu.Lock()
-	defer s.attrMu.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	return s.attrs[key]
 }
 
 func (s *session) SetAttribute(key, value any) {
-	s.attrMu.Lock()
-	defer s.attrMu.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.attrs == nil {
 		s.attrs = make(map[any]any)
 	}
@@ -245,8 +265,8 @@ func (s *session) SetAttribute(key, value any) {
 }
 
 func (s *session) RemoveAttribute(key any) {
-	s.attrMu.Lock()
-	defer s.attrMu.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	delete(s.attrs, key)
 }
 

@@ -8,12 +8,9 @@ func (s *session) setupDispatch() {
 	case ep == nil || ep.executor == nil:
 		s.mode = dispatchInline
 	case ep.ordered:
-		s.mode = dispatchMailbox
-		s.mbox = ep.mailboxes.New(uint64(s.id))
-		s.mbox.SetHooks((*mailboxHooks)(s))
+		s.mode = dispatchMailbox // the mailbox comes with the first message (mailbox)
 	default:
 		s.mode = dispatchUnordered
-		s.ex = ep.executor
 	}
 }
 
@@ -25,7 +22,7 @@ func (s *session) dispatch(pkg any) error {
 		s.post(pkg)
 	case dispatchUnordered:
 		s.tr.cork() // released when the task starts (dispatch_unordered.go)
-		if t := unorderedTaskFor(s, pkg); !s.ex.Execute(uint64(s.id), t.fn) {
+		if t := unorderedTaskFor(s, pkg); !s.ep.executor.Execute(uint64(s.id), t.fn) {
 			t.release()
 			_ = s.endBatch(false)
 			s.recycle(pkg)
@@ -49,19 +46,33 @@ func (s *session) dispatch(pkg any) error {
 // of its own. The cork is only taken once the message is known to queue
 // (TryRun failed), so a run on the reader costs no cork/uncork pair.
 func (s *session) post(pkg any) {
+	mq := s.mailbox()
 	if !s.rs.corked {
-		if !s.mbox.RunOrPost(s.onMessage, pkg, false) {
+		if !mq.mbox.RunOrPost(mq.onMessage, pkg, false) {
 			s.refused(pkg, false)
 		}
 		return
 	}
-	if s.mbox.TryRun(s.onMessage, pkg, true) {
+	if mq.mbox.TryRun(mq.onMessage, pkg, true) {
 		return
 	}
 	s.tr.cork()
-	if !s.mbox.Post(s.onQueued, pkg) {
+	if !mq.mbox.Post(mq.onQueued, pkg) {
 		s.refused(pkg, true)
 	}
+}
+
+// mailbox returns the session's mailbox, making it on the first message:
+// a session that has received nothing holds none (about 250 bytes). Only
+// the reader goroutine calls it, and only the reader reads s.mq (post, and
+// endReading or a failed setup, which close it).
+func (s *session) mailbox() *mailboxDispatch {
+	if s.mq == nil {
+		mq := &mailboxDispatch{mbox: s.ep.mailboxes.New(uint64(s.id)), onMessage: s.runMessage, onQueued: s.runQueued}
+		mq.mbox.SetHooks((*mailboxHooks)(s))
+		s.mq = mq
+	}
+	return s.mq
 }
 
 // refused drops a package the mailbox refused, with the cork it held.

@@ -45,8 +45,8 @@ func (s *session) setup(newSession NewSessionCallback) bool {
 		s.notePanic(err)
 		s.setupFailed("OnOpen", err)
 		s.abandon()
-		if s.mbox != nil {
-			s.mbox.Close(nil)
+		if s.mq != nil {
+			s.mq.mbox.Close(nil)
 		}
 		return false
 	}
@@ -106,16 +106,16 @@ func (s *session) callOnOpen() (err error) {
 
 // setErr records the error that ends the session; the first one wins.
 func (s *session) setErr(err error) {
-	s.errMu.Lock()
+	s.mu.Lock()
 	if s.err == nil {
 		s.err = err
 	}
-	s.errMu.Unlock()
+	s.mu.Unlock()
 }
 
 func (s *session) endErr() error {
-	s.errMu.Lock()
-	defer s.errMu.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	return s.err
 }
 
@@ -170,8 +170,8 @@ func (s *session) endReading(readErr error) {
 		bufpool.Put(s.rbuf)
 		s.rbuf, s.rlen = nil, 0
 	}
-	if s.mbox != nil {
-		s.mbox.Close(s.end)
+	if s.mq != nil {
+		s.mq.mbox.Close(s.end)
 	} else {
 		s.end()
 	}

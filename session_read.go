@@ -27,11 +27,30 @@ func (s *session) readStream(c streamConn) error {
 
 // readState is readStream's state between reads.
 type readState struct {
-	need     int       // length of the package being assembled, when known
-	started  time.Time // when the pending bytes began arriving
-	deadline time.Time // armed read deadline; zero when none
-	eof      bool      // the stream ended in order
-	corked   bool      // consume holds a cork of its own: a borrowed run needs none
+	need     int   // length of the package being assembled, when known
+	started  int64 // when the pending bytes began arriving (monoNow)
+	deadline int64 // armed read deadline (monoNow); 0 when none
+	eof      bool  // the stream ended in order
+	corked   bool  // consume holds a cork of its own: a borrowed run needs none
+}
+
+// monoBase anchors monoNow. Instants a session keeps are nanoseconds since
+// it, 8 bytes instead of a time.Time's 24, and still monotonic: monoTime
+// turns one back into a time.Time that carries the monotonic reading.
+var monoBase = time.Now()
+
+// monoNow is now in nanoseconds since monoBase; always positive.
+func monoNow() int64 { return int64(time.Since(monoBase)) + 1 }
+
+// monoTime is the time.Time of a monoNow instant.
+func monoTime(t int64) time.Time { return monoBase.Add(time.Duration(t - 1)) }
+
+// deadlineAt is the read deadline for a monoNow instant, 0 meaning none.
+func deadlineAt(t int64) time.Time {
+	if t == 0 {
+		return time.Time{}
+	}
+	return monoTime(t)
 }
 
 // fill reads once: into a fresh pooled buffer when none is held, else
@@ -56,8 +75,9 @@ func (s *session) fill(c streamConn) (int, error) {
 func (s *session) afterRead(c streamConn, n int, err error) error {
 	rs := &s.rs
 	if n > 0 {
-		now := time.Now()
-		s.active.Store(now.UnixNano())
+		nowT := time.Now()
+		now := int64(nowT.Sub(monoBase)) + 1 // monoNow, from the clock read once
+		s.active.Store(nowT.UnixNano())
 		s.readBytes.Add(uint64(n))
 		if s.rlen == 0 {
 			rs.started = now
@@ -74,17 +94,17 @@ func (s *session) afterRead(c streamConn, n int, err error) error {
 			// one still incomplete, which began in this read.
 			rs.started = now
 		}
-		if s.rlen == 0 && !rs.deadline.IsZero() && c.timeoutIsFatal() {
-			rs.deadline = time.Time{}
-			_ = c.setReadDeadline(rs.deadline)
+		if s.rlen == 0 && rs.deadline != 0 && c.timeoutIsFatal() {
+			rs.deadline = 0
+			_ = c.setReadDeadline(time.Time{})
 		}
 		if s.rlen > 0 && s.ReadTimeout() > 0 {
 			// Arm lazily: re-arming costs a runtime timer update, so keep
 			// a deadline that is still close enough.
-			want := rs.started.Add(s.ReadTimeout())
-			if rs.deadline.IsZero() || rs.deadline.Before(rs.started) || rs.deadline.After(want) {
+			want := rs.started + int64(s.ReadTimeout())
+			if rs.deadline == 0 || rs.deadline < rs.started || rs.deadline > want {
 				rs.deadline = want
-				_ = c.setReadDeadline(rs.deadline)
+				_ = c.setReadDeadline(monoTime(rs.deadline))
 			}
 		}
 	}
@@ -92,15 +112,15 @@ func (s *session) afterRead(c streamConn, n int, err error) error {
 		return nil
 	}
 	if isTimeout(err) && !s.closing.Load() {
-		if s.rlen > 0 && !time.Now().Before(rs.started.Add(s.ReadTimeout())) || c.timeoutIsFatal() {
+		if s.rlen > 0 && monoNow() >= rs.started+int64(s.ReadTimeout()) || c.timeoutIsFatal() {
 			return s.opError(opRead, fmt.Errorf("%w: %d of %d bytes after %v", ErrReadTimeout, s.rlen, max(rs.need, s.rlen), s.ReadTimeout()))
 		}
 		// An idle connection outlived an old deadline: clear it.
-		rs.deadline = time.Time{}
+		rs.deadline = 0
 		if s.rlen > 0 {
-			rs.deadline = rs.started.Add(s.ReadTimeout())
+			rs.deadline = rs.started + int64(s.ReadTimeout())
 		}
-		_ = c.setReadDeadline(rs.deadline)
+		_ = c.setReadDeadline(deadlineAt(rs.deadline))
 		return nil
 	}
 	rs.eof = true
@@ -378,8 +398,8 @@ func (s *session) callReadEnd(r MessageEndReader, b []byte) (pkg any, err error)
 }
 
 func (s *session) dispatchMessagePkg(pkg any) error {
-	if s.pt != nil {
-		pkg = s.pt.wrap(pkg)
+	if pt := s.packetTr(); pt != nil {
+		pkg = pt.wrap(pkg)
 	}
 	return s.dispatch(pkg)
 }
@@ -387,8 +407,8 @@ func (s *session) dispatchMessagePkg(pkg any) error {
 // recycle gives a package back to a pooling Reader (PkgReleaser).
 func (s *session) recycle(pkg any) {
 	if s.releaser != nil {
-		if s.pt != nil { // wrapped by handleMessage
-			pkg = s.pt.unwrap(pkg)
+		if pt := s.packetTr(); pt != nil { // wrapped by handleMessage
+			pkg = pt.unwrap(pkg)
 		}
 		s.releaser.ReleasePkg(pkg)
 	}

@@ -85,10 +85,11 @@ func (s *session) callWriter(dst []byte, pkg any, panicked *error) ([]byte, [][]
 
 // peerOf asks a packet transport where pkg goes; nil on the others.
 func (s *session) peerOf(pkg any) (net.Addr, error) {
-	if s.pt == nil {
+	pt := s.packetTr()
+	if pt == nil {
 		return nil, nil
 	}
-	peer, err := s.pt.peerOf(pkg)
+	peer, err := pt.peerOf(pkg)
 	if err != nil {
 		return nil, s.opError(opWrite, err)
 	}
@@ -163,7 +164,7 @@ func (s *session) send(first []byte, more [][]byte, peer net.Addr, timeout time.
 func (s *session) writeToTransport(first []byte, more [][]byte, peer net.Addr, timeout time.Duration) (n int, err error) {
 	defer recoverFault("the transport's write", &err)
 	if peer != nil {
-		return s.pt.writeTo(peer, first, more, timeout)
+		return s.packetTr().writeTo(peer, first, more, timeout)
 	}
 	return s.tr.write(first, more, timeout)
 }

@@ -1,0 +1,24 @@
+package getty
+
+import (
+	"testing"
+	"unsafe"
+)
+
+// TestIdleSessionSizes keeps an idle TCP session's own objects within the
+// runtime size classes they were cut to (issue 14): one byte more than the
+// bound costs a whole size class (64 bytes) on every connection. See
+// BenchmarkIdleSession for the per-connection figures.
+func TestIdleSessionSizes(t *testing.T) {
+	for _, c := range []struct {
+		name      string
+		size, max uintptr
+	}{
+		{"session", unsafe.Sizeof(session{}), 384},
+		{"tcpTransport", unsafe.Sizeof(tcpTransport{}), 256},
+	} {
+		if c.size > c.max {
+			t.Errorf("%s is %d bytes, over its %d-byte size class", c.name, c.size, c.max)
+		}
+	}
+}
