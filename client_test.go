@@ -87,7 +87,7 @@ func TestClientCloseDuringBackoff(t *testing.T) {
 	require.NoError(t, err)
 	addr := l.Addr().String()
 	l.Close()
-	cli := getty.NewTCPClient(getty.WithServerAddress(addr), getty.WithConnectionNumber(4), getty.WithReconnectInterval(int(10*time.Second)))
+	cli := getty.NewTCPClient(getty.WithServerAddress(addr), getty.WithConnectionNumber(4), getty.WithReconnectInterval(int(2*time.Second)))
 	cli.Start(withCodec(newRecorder(false)))
 	time.Sleep(100 * time.Millisecond) // every slot is now in a long backoff
 	start := time.Now()

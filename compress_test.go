@@ -237,7 +237,7 @@ func TestCompressedWritesAllSizes(t *testing.T) {
 // differ with seed.
 func patterned(size, seed int) string {
 	b := make([]byte, size)
-	x := uint32(seed*2654435761 + 1)
+	x := uint32(seed)*2654435761 + 1
 	for i := range b {
 		if i%64 == 0 {
 			x = x*1664525 + 1013904223
