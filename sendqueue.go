@@ -5,7 +5,9 @@ import (
 	"io"
 	"net"
 	"os"
+	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/getty-go/getty/internal/bufpool"
@@ -39,10 +41,14 @@ type sendQueue struct {
 	pending  int     // len of *buf in use
 	flushing bool
 	corked   int
-	appended uint64 // bytes ever accepted
-	written  uint64 // bytes ever taken by the kernel
-	err      error  // sticky: the stream is broken
-	closed   bool
+	// handlers, when set, counts the session's OnMessage calls running
+	// now (unordered dispatch, gatherWith); nil otherwise.
+	handlers  *atomic.Int32
+	gathering bool   // a writer yields before its flush (gather)
+	appended  uint64 // bytes ever accepted
+	written   uint64 // bytes ever taken by the kernel
+	err       error  // sticky: the stream is broken
+	closed    bool
 
 	deadline writeDeadline
 }
@@ -95,10 +101,11 @@ func (q *sendQueue) write(first []byte, more [][]byte, timeout time.Duration) (i
 		q.append(b)
 	}
 	end := q.appended
-	if q.corked > 0 && q.pending < maxCorked {
+	if (q.corked > 0 || q.gathering) && q.pending < maxCorked {
 		q.mu.Unlock()
 		return size, nil
 	}
+	q.gather()
 	q.flushThrough(end, timeout)
 	sent := sentOf(q.written, start, end)
 	err := q.err
@@ -282,6 +289,35 @@ func (q *sendQueue) wake() {
 	q.mu.Lock()
 	q.cond.Broadcast()
 	q.mu.Unlock()
+}
+
+// gatherWith makes writes gather the replies of handlers running at once:
+// handlers counts the session's OnMessage calls running now.
+func (q *sendQueue) gatherWith(handlers *atomic.Int32) {
+	q.mu.Lock()
+	q.handlers = handlers
+	q.mu.Unlock()
+}
+
+// gather (mu held) lets other handlers of the session append their replies
+// before a flush, when some run besides the writer: handlers that block
+// often wake together (their timers expire in one scheduler round), and on
+// a busy CPU the kernel is not slow enough for the writers to meet on their
+// own, so without it each reply costs a write(2) of its own. The writer
+// reserves the flush (flushing, gathering), yields once, and then flushes
+// what was appended meanwhile; writers that come in the meantime only
+// append, as in a corked batch, since that flush is sure to follow. One
+// yield at most per flush, so a reply is delayed by one round of the
+// runnable goroutines, never by a handler.
+func (q *sendQueue) gather() {
+	if q.handlers == nil || q.flushing || q.handlers.Load() < 2 {
+		return
+	}
+	q.flushing, q.gathering = true, true
+	q.mu.Unlock()
+	runtime.Gosched()
+	q.mu.Lock()
+	q.flushing, q.gathering = false, false
 }
 
 func (q *sendQueue) cork() {

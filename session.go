@@ -125,8 +125,9 @@ type session struct {
 	mode      int
 	mbox      *dispatch.Mailbox
 	ex        dispatch.Executor
-	onMessage func(any) // method value made once, so Post allocates nothing
-	onQueued  func(any) // runQueued, likewise
+	handling  atomic.Int32 // unordered dispatch: OnMessage calls running now (dispatch_unordered.go)
+	onMessage func(any)    // method value made once, so Post allocates nothing
+	onQueued  func(any)    // runQueued, likewise
 	gateMu    sync.RWMutex
 	gateShut  bool
 

@@ -14,6 +14,9 @@ func (s *session) setupDispatch() {
 	default:
 		s.mode = dispatchUnordered
 		s.ex = ep.executor
+		if t, ok := s.tr.(*tcpTransport); ok {
+			t.out.gatherWith(&s.handling)
+		}
 	}
 }
 
