@@ -15,6 +15,12 @@ import "sync"
 // own handler runs. On a busy pool the replies of one read batch thus leave
 // in one or two writes instead of one each, and a reply waits at most until
 // the messages behind it have started, never for a handler to finish.
+//
+// Replies of handlers that run at once (handlers that block, woken
+// together): a TCP session counts its running handlers (sendQueue.handlers),
+// and a reply written while another of them runs lets the runnable
+// goroutines go first before it is flushed (sendQueue.gatherWith), so the
+// replies of the handlers that wake together leave in one write.
 type unorderedTask struct {
 	s   *session
 	pkg any
@@ -47,7 +53,14 @@ func (t *unorderedTask) run() {
 	_ = s.endBatch(true) // the cork taken at dispatch; flush if it was the last
 	if s.enter() {
 		defer s.leave()
+		q := s.gatherQueue()
+		if q != nil {
+			q.handlers.Add(1)
+		}
 		s.runMessage(pkg)
+		if q != nil {
+			q.handlers.Add(-1)
+		}
 	} else {
 		s.recycle(pkg)
 	}
@@ -57,4 +70,13 @@ func (t *unorderedTask) run() {
 func (t *unorderedTask) release() {
 	t.s, t.pkg = nil, nil
 	unorderedTasks.Put(t)
+}
+
+// gatherQueue is the send queue that counts s's running handlers (see
+// sendQueue.gatherWith): a TCP or TLS session's; nil for other transports.
+func (s *session) gatherQueue() *sendQueue {
+	if t, ok := s.tr.(*tcpTransport); ok {
+		return &t.out
+	}
+	return nil
 }

@@ -5,7 +5,9 @@ import (
 	"io"
 	"net"
 	"os"
+	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/getty-go/getty/internal/bufpool"
@@ -40,9 +42,14 @@ type sendQueue struct {
 	appended uint64  // bytes ever accepted
 	written  uint64  // bytes ever taken by the kernel
 	err      error   // sticky: the stream is broken
-	corked   int32
-	flushing bool
-	closed   bool
+	// handlers counts the session's OnMessage calls running now, once
+	// gatherWith has set gatherOn (unordered dispatch).
+	handlers  atomic.Int32
+	corked    int32
+	flushing  bool
+	gatherOn  bool // writes gather the replies of concurrent handlers
+	gathering bool // a writer yields before its flush (gather)
+	closed    bool
 
 	deadline writeDeadline
 }
@@ -95,10 +102,11 @@ func (q *sendQueue) write(first []byte, more [][]byte, timeout time.Duration) (i
 		q.append(b)
 	}
 	end := q.appended
-	if q.corked > 0 && q.pending < maxCorked {
+	if (q.corked > 0 || q.gathering) && q.pending < maxCorked {
 		q.mu.Unlock()
 		return size, nil
 	}
+	q.gather()
 	q.flushThrough(end, timeout)
 	sent := sentOf(q.written, start, end)
 	err := q.err
@@ -282,6 +290,35 @@ func (q *sendQueue) wake() {
 	q.mu.Lock()
 	q.cond.Broadcast()
 	q.mu.Unlock()
+}
+
+// gatherWith makes writes gather the replies of handlers running at once;
+// the session's dispatch then counts its running handlers in q.handlers.
+func (q *sendQueue) gatherWith() {
+	q.mu.Lock()
+	q.gatherOn = true
+	q.mu.Unlock()
+}
+
+// gather (mu held) lets other handlers of the session append their replies
+// before a flush, when some run besides the writer: handlers that block
+// often wake together (their timers expire in one scheduler round), and on
+// a busy CPU the kernel is not slow enough for the writers to meet on their
+// own, so without it each reply costs a write(2) of its own. The writer
+// reserves the flush (flushing, gathering), yields once, and then flushes
+// what was appended meanwhile; writers that come in the meantime only
+// append, as in a corked batch, since that flush is sure to follow. One
+// yield at most per flush, so a reply is delayed by one round of the
+// runnable goroutines, never by a handler.
+func (q *sendQueue) gather() {
+	if !q.gatherOn || q.flushing || q.handlers.Load() < 2 {
+		return
+	}
+	q.flushing, q.gathering = true, true
+	q.mu.Unlock()
+	runtime.Gosched()
+	q.mu.Lock()
+	q.flushing, q.gathering = false, false
 }
 
 func (q *sendQueue) cork() {

@@ -11,6 +11,9 @@ func (s *session) setupDispatch() {
 		s.mode = dispatchMailbox // the mailbox comes with the first message (mailbox)
 	default:
 		s.mode = dispatchUnordered
+		if t, ok := s.tr.(*tcpTransport); ok {
+			t.out.gatherWith()
+		}
 	}
 }
 

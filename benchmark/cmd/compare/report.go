@@ -20,6 +20,7 @@ type agg struct {
 	reordered, errors                       float64
 	goroutines, peakRSS, kibConn, idleCPU   float64
 	goroutinesBase, otherCPU                float64
+	workAtOnce, workMs, workMax             float64
 	rssBefore, rssHeld, alive, opened, lost float64
 	failures                                []string
 }
@@ -40,6 +41,7 @@ func median(xs []float64) float64 {
 func aggregate(results []*runResult, sc scenario, impl string) *agg {
 	a := &agg{}
 	var reqs, cpu, p50, p99, p999, allocs, ccpu, reo, errs, gor, peak, kib, icpu, rb, rh, alive, opened, lost, gb, oc []float64
+	var wOnce, wMs, wMax []float64
 	for _, r := range results {
 		if r.Scenario != sc.Name || r.Impl != impl {
 			continue
@@ -78,7 +80,11 @@ func aggregate(results []*runResult, sc scenario, impl string) *agg {
 		alive = append(alive, float64(r.Load.Alive))
 		opened = append(opened, float64(r.Load.Opened))
 		lost = append(lost, float64(r.Load.Lost))
+		if r.WorkMs > 0 {
+			wOnce, wMs, wMax = append(wOnce, r.WorkAtOnce), append(wMs, r.WorkMs), append(wMax, float64(r.WorkMax))
+		}
 	}
+	a.workAtOnce, a.workMs, a.workMax = median(wOnce), median(wMs), median(wMax)
 	a.reqs, a.cpu, a.p50, a.p99, a.p999 = median(reqs), median(cpu), median(p50), median(p99), median(p999)
 	a.allocs, a.ccpu, a.reordered, a.errors = median(allocs), median(ccpu), median(reo), median(errs)
 	a.goroutines, a.peakRSS, a.kibConn, a.idleCPU = median(gor), median(peak), median(kib), median(icpu)
@@ -148,8 +154,8 @@ func report(o *options, results []*runResult, notes []string, elapsed time.Durat
 		pin = "no CPU pinning"
 	}
 	w("Medians of %d run(s) per server and scenario, servers alternating between runs, a fresh server process per run; %s; "+
-		"warm-up %s, measured window %s (idle: %s); task pools: %d workers. Ratios are to the %s.\n\n",
-		o.runs, pin, o.warmup, o.measure, o.idleHold, o.workers, baselines(o))
+		"warm-up %s, measured window %s (idle: %s); task pools: %s. Ratios are to the %s.\n\n",
+		o.runs, pin, o.warmup, o.measure, o.idleHold, poolsOf(o), baselines(o))
 	for _, n := range notes {
 		w("- note: %s\n", n)
 	}
@@ -244,6 +250,16 @@ func report(o *options, results []*runResult, notes []string, elapsed time.Durat
 	return b.String()
 }
 
+// poolsOf describes the pool sizes of the pooled servers.
+func poolsOf(o *options) string {
+	ants := "gnet's default goroutine pool (256Ki workers, non-blocking)"
+	if o.antsWorkers > 0 {
+		ants = fmt.Sprintf("ants.NewPool(%d)", o.antsWorkers)
+	}
+	return fmt.Sprintf("built-in WithServerWorkerPool(%d), gost NewTaskPoolSimple(%d), gnet-ants %s",
+		o.workers, o.gostWorkers, ants)
+}
+
 // baselines names the servers the ratios are to.
 func baselines(o *options) string {
 	var tcp, ws string
@@ -311,6 +327,14 @@ func summary(w func(string, ...any), o *options, aggs map[string]map[string]*agg
 			row("same: reordered replies", func(a, _ *agg) string { return fmt.Sprintf("%.0f", a.reordered) }, sc)
 		}
 		row("same: heap allocations per request", func(a, _ *agg) string { return fmt.Sprintf("%.1f", a.allocs) }, sc)
+		if strings.HasPrefix(sc.Work, "block=") {
+			row("same: handlers at once, mean (max) / real handler length", func(a, _ *agg) string {
+				if a.workMs == 0 {
+					return "-"
+				}
+				return fmt.Sprintf("%.0f (%.0f) / %.2f ms", a.workAtOnce, a.workMax, a.workMs)
+			}, sc)
+		}
 	}
 	w("\n")
 }

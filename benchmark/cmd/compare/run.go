@@ -36,7 +36,13 @@ type runResult struct {
 	RSSHeldKiB     int64   `json:"rss_held_kib"`
 	KiBPerConn     float64 `json:"kib_per_conn"`
 	IdleCPUPct     float64 `json:"idle_cpu_pct"`
-	ServerStderr   string  `json:"server_stderr,omitempty"`
+	// -work block: handlers running at once on average over the window
+	// (summed handler wall time / window), a handler's mean real length,
+	// and the most ever running at once.
+	WorkAtOnce   float64 `json:"work_at_once,omitempty"`
+	WorkMs       float64 `json:"work_ms,omitempty"`
+	WorkMax      int64   `json:"work_max,omitempty"`
+	ServerStderr string  `json:"server_stderr,omitempty"`
 }
 
 type loadgenResult struct {
@@ -77,7 +83,8 @@ func runOne(o *options, binDir string, sc scenario, impl string, run int) *runRe
 	}()
 	time.Sleep(200 * time.Millisecond) // let the server settle before the baseline RSS
 	r.RSSBeforeKiB = statusKiB(sp.pid, "VmRSS")
-	r.GoroutinesBase, _, _ = sp.stats()
+	base, _ := sp.stats()
+	r.GoroutinesBase = base.Goroutines
 
 	args := []string{"-addr", addr, "-conns", strconv.Itoa(sc.Conns), "-size", strconv.Itoa(sc.Size),
 		"-warmup", o.warmup.String()}
@@ -116,7 +123,7 @@ func runOne(o *options, binDir string, sc scenario, impl string, run int) *runRe
 		s0, s1, c0, c1   float64
 		b0, b1           float64
 		p0, p1           float64
-		m0, m1           uint64
+		st0, st1         serverStats
 		sawStart, sawEnd bool
 		lgTail           tailBuffer
 	)
@@ -127,13 +134,14 @@ func runOne(o *options, binDir string, sc scenario, impl string, run int) *runRe
 		case "@measure-start":
 			t0, s0, c0, b0 = time.Now(), cpuSeconds(sp.pid), cpuSeconds(lg.Process.Pid), machineBusySeconds()
 			p0 = threadCPUSeconds(sp.pid)
-			_, m0, _ = sp.stats()
+			st0, _ = sp.stats()
 			sawStart = true
 		case "@measure-end":
 			t1, s1, c1, b1 = time.Now(), cpuSeconds(sp.pid), cpuSeconds(lg.Process.Pid), machineBusySeconds()
 			p1 = threadCPUSeconds(sp.pid)
 			r.RSSHeldKiB = statusKiB(sp.pid, "VmRSS")
-			r.Goroutines, m1, _ = sp.stats()
+			st1, _ = sp.stats()
+			r.Goroutines = st1.Goroutines
 			sawEnd = true
 			_, _ = io.WriteString(lgIn, "sampled\n") // the loadgen may now close its connections
 		default:
@@ -175,8 +183,12 @@ func runOne(o *options, binDir string, sc scenario, impl string, run int) *runRe
 		}
 	} else if r.Load.Requests > 0 {
 		r.CPUusPerReq = r.ServerCPUs * 1e6 / float64(r.Load.Requests)
-		if m1 >= m0 && m0 > 0 {
-			r.AllocsPerReq = float64(m1-m0) / float64(r.Load.Requests)
+		if st1.Mallocs >= st0.Mallocs && st0.Mallocs > 0 {
+			r.AllocsPerReq = float64(st1.Mallocs-st0.Mallocs) / float64(r.Load.Requests)
+		}
+		if n := st1.WorkN - st0.WorkN; n > 0 && r.WindowS > 0 {
+			ns := float64(st1.WorkNs - st0.WorkNs)
+			r.WorkAtOnce, r.WorkMs, r.WorkMax = ns/1e9/r.WindowS, ns/1e6/float64(n), st1.WorkMax
 		}
 	}
 	return r
@@ -202,6 +214,10 @@ func oneLine(sc scenario, r *runResult) string {
 		return fmt.Sprintf("%.1f KiB/conn, idle CPU %.2f%%, %d goroutines, alive %d/%d%s",
 			r.KiBPerConn, r.IdleCPUPct, r.Goroutines, r.Load.Alive, r.Load.Opened, flag)
 	}
-	return fmt.Sprintf("%.0f req/s, %.2f µs CPU/req, p99 %s, reordered %d, %.1f allocs/req, %d goroutines%s",
-		r.Load.ReqPerS, r.CPUusPerReq, fmtUs(r.Load.P99us), r.Load.Reordered, r.AllocsPerReq, r.Goroutines, flag)
+	work := ""
+	if r.WorkMs > 0 {
+		work = fmt.Sprintf(", handlers at once %.1f (max %d), handler %.2f ms", r.WorkAtOnce, r.WorkMax, r.WorkMs)
+	}
+	return fmt.Sprintf("%.0f req/s, %.2f µs CPU/req, p99 %s, reordered %d, %.1f allocs/req, %d goroutines%s%s",
+		r.Load.ReqPerS, r.CPUusPerReq, fmtUs(r.Load.P99us), r.Load.Reordered, r.AllocsPerReq, r.Goroutines, work, flag)
 }

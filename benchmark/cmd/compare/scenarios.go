@@ -56,18 +56,20 @@ func sitsOut(sc scenario, impl string) string {
 }
 
 type options struct {
-	impls     []string
-	scenarios []scenario
-	runs      int
-	warmup    time.Duration
-	measure   time.Duration
-	idleHold  time.Duration
-	idleConns int
-	workers   int
-	pin       bool
-	verbose   bool
-	out       string
-	getty     string
+	impls       []string
+	scenarios   []scenario
+	runs        int
+	warmup      time.Duration
+	measure     time.Duration
+	idleHold    time.Duration
+	idleConns   int
+	workers     int // getty's built-in pool
+	gostWorkers int // gost pools (getty-gost*, upstream-pool)
+	antsWorkers int // gnet-ants; 0 = gnet's default goroutine pool
+	pin         bool
+	verbose     bool
+	out         string
+	getty       string
 }
 
 // runs reports whether impl takes part in sc: a WebSocket server in the
@@ -161,7 +163,9 @@ func parseOptions() *options {
 	flag.DurationVar(&o.measure, "measure", 3*time.Second, "measured window of the load scenarios")
 	flag.DurationVar(&o.idleHold, "idle-hold", 5*time.Second, "how long the idle connections are held (measured window)")
 	flag.IntVar(&o.idleConns, "idle-conns", 10000, "connections in the idle scenario")
-	flag.IntVar(&o.workers, "workers", 100, "task pool size for the *-pool/*-gost servers")
+	flag.IntVar(&o.workers, "workers", 100, "getty's built-in pool size (getty-pool*: WithServerWorkerPool)")
+	flag.IntVar(&o.gostWorkers, "gost-workers", 2000, "gost pool size (getty-gost*, upstream-pool: gxsync.NewTaskPoolSimple), dubbo-go's and upstream's benchmark's")
+	flag.IntVar(&o.antsWorkers, "ants-workers", 0, "gnet-ants pool size (ants.NewPool, blocking Submit); 0: gnet's default goroutine pool, effectively unbounded")
 	flag.BoolVar(&o.pin, "pin", true, "pin the server to CPU 0 and the load generator to CPU 1 with taskset")
 	flag.BoolVar(&o.verbose, "v", false, "show the load generator's progress lines")
 	flag.StringVar(&o.out, "out", "results/latest.md", "markdown report (raw numbers go next to it as .json); empty: none")

@@ -56,7 +56,8 @@ func pinned(o *options, cpu int, bin string, args ...string) *exec.Cmd {
 }
 
 func startServer(o *options, binDir, impl string, sc scenario) (*serverProc, string, error) {
-	args := []string{"-impl", impl, "-workers", strconv.Itoa(o.workers)}
+	args := []string{"-impl", impl, "-workers", strconv.Itoa(o.workers), "-gost-workers", strconv.Itoa(o.gostWorkers),
+		"-ants-workers", strconv.Itoa(o.antsWorkers)}
 	if sc.Work != "" {
 		args = append(args, "-work", sc.Work)
 	}
@@ -123,17 +124,27 @@ func (sp *serverProc) waitEvent(name string, timeout time.Duration) (map[string]
 	}
 }
 
-func (sp *serverProc) stats() (goroutines int, mallocs uint64, ok bool) {
+// serverStats is one answer to the server's "stats" request.
+type serverStats struct {
+	Goroutines int
+	Mallocs    uint64
+	// -work block only: handlers run, their summed wall time in ns, the
+	// most running at once (cmd/echoserver/work.go).
+	WorkN, WorkNs, WorkMax int64
+}
+
+func (sp *serverProc) stats() (st serverStats, ok bool) {
 	if _, err := io.WriteString(sp.stdin, "stats\n"); err != nil {
-		return 0, 0, false
+		return st, false
 	}
 	ev, err := sp.waitEvent("stats", 5*time.Second)
 	if err != nil {
-		return 0, 0, false
+		return st, false
 	}
-	g, _ := ev["goroutines"].(float64)
-	m, _ := ev["mallocs"].(float64)
-	return int(g), uint64(m), true
+	num := func(k string) float64 { v, _ := ev[k].(float64); return v }
+	st = serverStats{Goroutines: int(num("goroutines")), Mallocs: uint64(num("mallocs")),
+		WorkN: int64(num("work_n")), WorkNs: int64(num("work_ns")), WorkMax: int64(num("work_max"))}
+	return st, true
 }
 
 func (sp *serverProc) stop() {

@@ -18,7 +18,7 @@ import (
 // (Reader) and echoed in one frame (Write). Used with loadgen -ws.
 func init() {
 	register("coder", "WebSocket: coder/websocket, goroutine per connection, Reader then Write: one frame and one write per message (loadgen -ws)",
-		func(addr string, _ int) (server, error) { return newCoder(addr) })
+		func(addr string, _ pools) (server, error) { return newCoder(addr) })
 }
 
 type coderServer struct {

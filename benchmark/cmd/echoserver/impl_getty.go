@@ -16,28 +16,35 @@ import (
 
 func init() {
 	register("getty", "this library, OnMessage inline on the read goroutine, built-in LengthFieldCodec",
-		func(addr string, _ int) (server, error) { return newGetty(addr) })
+		func(addr string, _ pools) (server, error) { return newGetty(addr) })
 	register("getty-pool", "this library with its own worker pool, WithServerWorkerPool(workers)",
-		func(addr string, workers int) (server, error) {
-			return newGetty(addr, getty.WithServerWorkerPool(workers))
+		func(addr string, p pools) (server, error) {
+			return newGetty(addr, getty.WithServerWorkerPool(p.Workers))
 		})
 	register("getty-pool-unordered", "this library with its own worker pool, unordered: WithServerWorkerPool(workers), WithServerOrderedDispatch(false)",
-		func(addr string, workers int) (server, error) {
-			return newGetty(addr, getty.WithServerWorkerPool(workers), getty.WithServerOrderedDispatch(false))
+		func(addr string, p pools) (server, error) {
+			return newGetty(addr, getty.WithServerWorkerPool(p.Workers), getty.WithServerOrderedDispatch(false))
 		})
-	register("getty-gost", "this library with WithServerTaskPool(gxsync.NewTaskPoolSimple(workers))",
-		func(addr string, workers int) (server, error) {
-			return newGetty(addr, getty.WithServerTaskPool(gxsync.NewTaskPoolSimple(workers)))
+	register("getty-gost", "this library with WithServerTaskPool(gxsync.NewTaskPoolSimple(gost-workers)), unordered as upstream",
+		func(addr string, p pools) (server, error) {
+			pool := gxsync.NewTaskPoolSimple(p.Gost)
+			s, err := newGetty(addr, getty.WithServerTaskPool(pool))
+			if err != nil {
+				pool.Close()
+				return nil, err
+			}
+			s.pool = pool
+			return s, nil
 		})
 	register("getty-ws", "this library over WebSocket (NewWSServer), inline, built-in LengthFieldCodec (loadgen -ws)",
-		func(addr string, _ int) (server, error) { return newGettyWS(addr) })
+		func(addr string, _ pools) (server, error) { return newGettyWS(addr) })
 	register("getty-ws-pool", "this library over WebSocket with WithServerWorkerPool(workers) (loadgen -ws)",
-		func(addr string, workers int) (server, error) {
-			return newGettyWS(addr, getty.WithServerWorkerPool(workers))
+		func(addr string, p pools) (server, error) {
+			return newGettyWS(addr, getty.WithServerWorkerPool(p.Workers))
 		})
-	register("getty-ws-gost", "this library over WebSocket with WithServerTaskPool(gxsync.NewTaskPoolSimple(workers)) (loadgen -ws)",
-		func(addr string, workers int) (server, error) {
-			pool := gxsync.NewTaskPoolSimple(workers)
+	register("getty-ws-gost", "this library over WebSocket with WithServerTaskPool(gxsync.NewTaskPoolSimple(gost-workers)) (loadgen -ws)",
+		func(addr string, p pools) (server, error) {
+			pool := gxsync.NewTaskPoolSimple(p.Gost)
 			s, err := newGettyWS(addr, getty.WithServerTaskPool(pool))
 			if err != nil {
 				pool.Close()

@@ -12,9 +12,9 @@ import getty "github.com/getty-go/getty"
 // family, "getty-nogw".
 func init() {
 	register("getty-nogw", "getty built with -tags getty_nogostwheel (gost's default timer wheel not started), inline",
-		func(addr string, _ int) (server, error) { return newGetty(addr) })
+		func(addr string, _ pools) (server, error) { return newGetty(addr) })
 	register("getty-pool-nogw", "getty built with -tags getty_nogostwheel, WithServerWorkerPool(workers)",
-		func(addr string, workers int) (server, error) {
-			return newGetty(addr, getty.WithServerWorkerPool(workers))
+		func(addr string, p pools) (server, error) {
+			return newGetty(addr, getty.WithServerWorkerPool(p.Workers))
 		})
 }

@@ -12,18 +12,22 @@ import (
 	"github.com/panjf2000/ants/v2"
 	"github.com/panjf2000/gnet/v2"
 	"github.com/panjf2000/gnet/v2/pkg/logging"
+	"github.com/panjf2000/gnet/v2/pkg/pool/goroutine"
 )
 
 func init() {
 	register("gnet", "panjf2000/gnet/v2 event loop: every complete frame in the inbound buffer echoed with one write",
-		func(addr string, _ int) (server, error) { return newGnet(addr, nil) })
-	register("gnet-ants", "gnet/v2 with an ants/v2 pool of workers goroutines (blocking Submit): each frame copied, worked on and echoed by AsyncWrite from the pool",
-		func(addr string, workers int) (server, error) {
-			p, err := ants.NewPool(workers)
+		func(addr string, _ pools) (server, error) { return newGnet(addr, nil) })
+	register("gnet-ants", "gnet/v2 with an ants/v2 pool: gnet's default goroutine pool (pkg/pool/goroutine.Default: 256Ki workers, non-blocking), or ants.NewPool(ants-workers) with a blocking Submit; each frame copied, worked on and echoed by AsyncWrite from the pool",
+		func(addr string, p pools) (server, error) {
+			if p.Ants <= 0 {
+				return newGnet(addr, goroutine.Default())
+			}
+			pool, err := ants.NewPool(p.Ants)
 			if err != nil {
 				return nil, err
 			}
-			return newGnet(addr, p)
+			return newGnet(addr, pool)
 		})
 }
 

@@ -18,7 +18,7 @@ import (
 // write per message. Used with loadgen -ws.
 func init() {
 	register("gorilla", "WebSocket: plain gorilla/websocket, goroutine per connection, one write per message (loadgen -ws)",
-		func(addr string, _ int) (server, error) { return newGorilla(addr) })
+		func(addr string, _ pools) (server, error) { return newGorilla(addr) })
 }
 
 type gorillaServer struct {

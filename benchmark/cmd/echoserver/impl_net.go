@@ -14,9 +14,9 @@ import (
 
 func init() {
 	register("net", "goroutine per connection on plain net, one write(2) per frame (the baseline)",
-		func(addr string, _ int) (server, error) { return newNetServer(addr, false) })
+		func(addr string, _ pools) (server, error) { return newNetServer(addr, false) })
 	register("net-bufio", "goroutine per connection on plain net, bufio.Writer flushed when no complete frame is buffered",
-		func(addr string, _ int) (server, error) { return newNetServer(addr, true) })
+		func(addr string, _ pools) (server, error) { return newNetServer(addr, true) })
 }
 
 type netServer struct {

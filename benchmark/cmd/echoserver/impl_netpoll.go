@@ -13,7 +13,7 @@ import (
 
 func init() {
 	register("netpoll", "cloudwego/netpoll event loop: frames copied into the nocopy writer, one Flush per event",
-		func(addr string, _ int) (server, error) { return newNetpoll(addr) })
+		func(addr string, _ pools) (server, error) { return newNetpoll(addr) })
 }
 
 type netpollServer struct {

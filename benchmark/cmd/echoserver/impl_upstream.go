@@ -14,11 +14,11 @@ import (
 
 func init() {
 	register("upstream", "apache/dubbo-getty v1.4.10, OnMessage inline on the read goroutine (logger at error level)",
-		func(addr string, _ int) (server, error) { return newUpstream(addr, 0) })
-	register("upstream-pool", "apache/dubbo-getty v1.4.10 with gxsync.NewTaskPoolSimple(workers) (logger at error level)",
-		func(addr string, workers int) (server, error) { return newUpstream(addr, workers) })
+		func(addr string, _ pools) (server, error) { return newUpstream(addr, 0) })
+	register("upstream-pool", "apache/dubbo-getty v1.4.10 with gxsync.NewTaskPoolSimple(gost-workers) (logger at error level)",
+		func(addr string, p pools) (server, error) { return newUpstream(addr, p.Gost) })
 	register("upstream-ws", "apache/dubbo-getty v1.4.10 over WebSocket (NewWSServer), inline (logger at error level; loadgen -ws)",
-		func(addr string, _ int) (server, error) { return newUpstreamWS(addr) })
+		func(addr string, _ pools) (server, error) { return newUpstreamWS(addr) })
 }
 
 // upstreamCodec is the idiomatic upstream ReadWriter for a length-prefixed

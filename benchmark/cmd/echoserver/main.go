@@ -1,7 +1,7 @@
 // Command echoserver runs one echo server implementation for the benchmark:
 // every frame (4-byte big-endian length prefix + payload) is echoed back.
 //
-//	echoserver -impl NAME [-addr 127.0.0.1:0] [-workers N]
+//	echoserver -impl NAME [-addr 127.0.0.1:0] [-workers N] [-gost-workers N] [-ants-workers N]
 //
 // On start it prints one JSON line to stdout:
 //
@@ -44,14 +44,22 @@ type server interface {
 	Close() error
 }
 
+// pools are the task pool sizes of the pooled servers, one flag each, so
+// every framework's pool is configured the way its users configure it.
+type pools struct {
+	Workers int // getty's built-in pool: WithServerWorkerPool(Workers)
+	Gost    int // gost pools (getty-gost, upstream-pool): gxsync.NewTaskPoolSimple(Gost)
+	Ants    int // gnet-ants: ants.NewPool(Ants); 0 = gnet's default goroutine pool
+}
+
 type factory struct {
 	desc string
-	new  func(addr string, workers int) (server, error)
+	new  func(addr string, p pools) (server, error)
 }
 
 var impls = map[string]factory{}
 
-func register(name, desc string, f func(addr string, workers int) (server, error)) {
+func register(name, desc string, f func(addr string, p pools) (server, error)) {
 	impls[name] = factory{desc: desc, new: f}
 }
 
@@ -96,7 +104,10 @@ func printStats() {
 func main() {
 	impl := flag.String("impl", "", "implementation: one of "+strings.Join(implNames(), ", ")+" (or -list)")
 	addr := flag.String("addr", "127.0.0.1:0", "listen address (loopback)")
-	workers := flag.Int("workers", 100, "task pool size for the *-pool/*-gost implementations")
+	var p pools
+	flag.IntVar(&p.Workers, "workers", 100, "getty's built-in pool size (getty-pool*, WithServerWorkerPool)")
+	flag.IntVar(&p.Gost, "gost-workers", 2000, "gost pool size (getty-gost*, upstream-pool: gxsync.NewTaskPoolSimple), as dubbo-go and upstream's benchmark")
+	flag.IntVar(&p.Ants, "ants-workers", 0, "gnet-ants pool size (ants.NewPool, blocking Submit); 0: gnet's default goroutine pool")
 	statsEvery := flag.Duration("stats-every", 0, "also print a stats line this often (0: only on request)")
 	list := flag.Bool("list", false, "list implementations and exit")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
@@ -134,10 +145,8 @@ func main() {
 		fmt.Fprintln(os.Stderr)
 		os.Exit(2)
 	}
-	if *workers < 1 {
-		*workers = 1
-	}
-	srv, err := f.new(*addr, *workers)
+	p.Workers, p.Gost = max(p.Workers, 1), max(p.Gost, 1)
+	srv, err := f.new(*addr, p)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "echoserver: %s: %v\n", *impl, err)
 		os.Exit(1)
