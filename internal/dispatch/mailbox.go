@@ -239,35 +239,14 @@ func (m *Mailbox) RunOrPost(fn func(arg any), arg any, inBatch bool) bool {
 // queue (a reader takes a cork a queued message holds until it starts) only when the message is really queued,
 // instead of preparing and undoing it for every message that runs on the caller.
 func (m *Mailbox) TryRun(fn func(arg any), arg any, inBatch bool) bool {
-	if m.cfg.lender == nil {
-		return false
-	}
 	if fn == nil {
 		panic("dispatch: Mailbox.TryRun with nil fn")
 	}
-	m.mu.Lock()
-	if m.scheduled || m.closed || m.dead || !m.cfg.lender.tryBorrow() {
-		m.mu.Unlock()
+	if !m.claim() {
 		return false
 	}
-	m.scheduled = true // idle implies empty (see Close): fn is next in order
-	m.mu.Unlock()
 	m.runBorrowed(fn, arg, !inBatch)
-	m.mu.Lock()
-	if m.n > 0 {
-		// Posted from another goroutine while fn ran: a drain takes over.
-		m.mu.Unlock()
-		if !m.cfg.ex.Execute(m.key, m.drainFn) {
-			m.abandon()
-		}
-		return true
-	}
-	m.scheduled = false
-	f := m.takeFinalLocked()
-	m.mu.Unlock()
-	if f != nil {
-		m.runGuarded(f)
-	}
+	m.unclaim()
 	return true
 }
 
