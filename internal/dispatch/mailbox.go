@@ -24,7 +24,8 @@ type message struct {
 // worker that empties that queue), so it is only done on executors that support it (Pool); on other executors
 // (GostExecutor, custom ones) the drain keeps running until the mailbox is empty — order and liveness hold,
 // fairness between sessions is then up to the executor. RunOrPost is the other way in: on an idle mailbox whose
-// executor lends a run slot (a Pool token) it runs the message on the caller instead of scheduling a drain.
+// executor lends a run slot (a Pool token) it runs the message on the caller instead of scheduling a drain; Lease
+// (lease.go) does the same for several messages in a row under one claim and one slot.
 //
 // Backpressure: Post blocks while the mailbox is full, and the pool holds at most one task per mailbox, so memory
 // is bounded by (mailboxes x capacity) messages regardless of how fast readers decode.
