@@ -97,12 +97,14 @@
 // of n workers, still in order per session and with backpressure: a session
 // whose queue is full stops reading. The workers are n tokens: a reader
 // whose session has nothing queued runs OnMessage itself while a token is
-// free, and hands it to a worker once all n are held. WithServerTaskPool takes a gost task
-// pool as upstream does (unordered unless WithServerOrderedDispatch). One
-// timer wheel for the process drives every OnCron; a small set of runners
-// per endpoint calls it, so a slow OnCron delays neither the wheel nor
-// other sessions' messages. Session writes are safe for concurrent use:
-// concurrent writers share write syscalls.
+// free (the packages of one read under one token, given back when a worker
+// waits for it), and hands it to a worker once all n are held.
+// WithServerTaskPool takes a gost task pool as upstream does (unordered
+// unless WithServerOrderedDispatch). One timer wheel for the process drives
+// every OnCron; a small set of runners per endpoint calls it, so a slow
+// OnCron delays neither the wheel nor other sessions' messages. Session
+// writes are safe for concurrent use: concurrent writers share write
+// syscalls.
 //
 // # Buffers
 //

@@ -108,12 +108,13 @@ func WithServerTaskPool(pool gxsync.GenericTaskPool) ServerOption {
 // sessions; it does not promise which goroutine runs them. In ordered mode
 // (the default) the n workers are n tokens: when a session has nothing
 // queued and a token is free (and no worker waits for one), its reader
-// takes the token and runs OnMessage itself, as inline dispatch does,
-// which saves the handoff to a worker; otherwise the message waits in the
-// session's queue for a worker. A handler that blocks thus holds a token
-// either way, and once all n are held every message queues, first come
-// first served. OnMessage may therefore run on the reader goroutine or on
-// a worker, never on both at once for one session.
+// takes the token and runs OnMessage itself, as inline dispatch does, which
+// saves the handoff to a worker (the packages of one read run under one
+// token, given back early if a worker waits for it); otherwise the message
+// waits in the session's queue for a worker. A handler that blocks thus
+// holds a token either way, and once all n are held every message queues,
+// first come first served. OnMessage may therefore run on the reader
+// goroutine or on a worker, never on both at once for one session.
 func WithServerWorkerPool(n int) ServerOption {
 	return func(o *ServerOptions) {
 		if n <= 0 {

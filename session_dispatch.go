@@ -41,22 +41,30 @@ func (s *session) dispatch(pkg any) error {
 }
 
 // post hands pkg to the session's mailbox. While the reader gathers
-// replies, a message that runs on the reader (a borrowed token) replies
-// into the reader's batch; one that is queued holds a cork of its own until
-// it starts (as a queued unordered task does): the reader's batch may end
-// before a worker picks it up, and its reply then still leaves with the
-// others, when the drain that runs it ends its batch, not alone in a write
-// of its own. The cork is only taken once the message is known to queue
-// (TryRun failed), so a run on the reader costs no cork/uncork pair.
+// replies (several packages came in one read), it leases the idle mailbox
+// and a worker token once for all of them and runs them itself, each one
+// a plain call, until the read is consumed (endLease) or a worker waits
+// for a token; their replies go into the reader's batch. A message that
+// is queued instead holds a cork of its own until it starts (as a queued
+// unordered task does): the reader's batch may end before a worker picks
+// it up, and its reply then still leaves with the others, when the drain
+// that runs it ends its batch, not alone in a write of its own. A single
+// package runs on a borrowed token (RunOrPost) as a batch of its own.
 func (s *session) post(pkg any) {
 	mq := s.mailbox()
+	if s.rs.corked && !s.rs.leased {
+		s.rs.leased = mq.mbox.Lease()
+	}
+	if s.rs.leased {
+		if mq.mbox.RunLeased(mq.onMessage, pkg) {
+			return
+		}
+		s.endLease() // a worker waits for the token: queue behind its work
+	}
 	if !s.rs.corked {
 		if !mq.mbox.RunOrPost(mq.onMessage, pkg, false) {
 			s.refused(pkg, false)
 		}
-		return
-	}
-	if mq.mbox.TryRun(mq.onMessage, pkg, true) {
 		return
 	}
 	s.tr.cork()
@@ -76,6 +84,14 @@ func (s *session) mailbox() *mailboxDispatch {
 		s.mq = mq
 	}
 	return s.mq
+}
+
+// endLease gives back the reader's lease on the mailbox, if it holds one.
+func (s *session) endLease() {
+	if s.rs.leased {
+		s.rs.leased = false
+		s.mq.mbox.EndLease()
+	}
 }
 
 // refused drops a package the mailbox refused, with the cork it held.

@@ -32,6 +32,7 @@ type readState struct {
 	deadline int64 // armed read deadline (monoNow); 0 when none
 	eof      bool  // the stream ended in order
 	corked   bool  // consume holds a cork of its own: a borrowed run needs none
+	leased   bool  // the reader holds its mailbox and a worker token (session.post)
 }
 
 // monoBase anchors monoNow. Instants a session keeps are nanoseconds since
@@ -86,6 +87,7 @@ func (s *session) afterRead(c streamConn, n int, err error) error {
 		before := s.rlen
 		var perr error
 		rs.need, perr = s.consume()
+		s.endLease() // consume ends it; this covers its error returns
 		if perr != nil {
 			return perr
 		}
@@ -209,12 +211,14 @@ func (s *session) consume() (need int, err error) {
 		err := s.dispatch(pkg)
 		s.rs.corked = false
 		if err != nil {
+			s.endLease()
 			if corked {
 				_ = s.endBatch(true)
 			}
 			return 0, err
 		}
 	}
+	s.endLease() // before the flush: the token is not held across the write
 	if corked || unflushed {
 		if err := s.endBatch(true); err != nil {
 			return 0, err
@@ -332,6 +336,7 @@ func (s *session) handleMessage(data []byte, gathering bool) error {
 	s.rs.corked = gathering
 	err := s.decodeMessage(data, maxLen, &corked)
 	s.rs.corked = false
+	s.endLease()
 	if corked {
 		if ferr := s.endBatch(true); err == nil {
 			err = ferr

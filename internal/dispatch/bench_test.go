@@ -158,3 +158,38 @@ func BenchmarkMailboxOnGostTaskPoolSimplePingPong(b *testing.B) {
 	defer gp.Close()
 	benchPingPong(b, NewGostExecutor(gp))
 }
+
+// BenchmarkMailboxTryRun is a reader running each message of a batch on a borrowed token, one TryRun each: a
+// claim of the mailbox and a token per message.
+func BenchmarkMailboxTryRun(b *testing.B) {
+	p := NewPool(0, 0)
+	defer p.Close()
+	b.ReportAllocs()
+	arg := new(int)
+	m := NewMailbox(p, 1, 0, 0)
+	for i := 0; i < b.N; i++ {
+		if !m.TryRun(benchHandler, arg, true) {
+			b.Fatal("TryRun refused")
+		}
+	}
+}
+
+// BenchmarkMailboxLease16 is the same reader with a lease per 16 messages (a read that brought 16 packages).
+func BenchmarkMailboxLease16(b *testing.B) {
+	p := NewPool(0, 0)
+	defer p.Close()
+	b.ReportAllocs()
+	arg := new(int)
+	m := NewMailbox(p, 1, 0, 0)
+	for i := 0; i < b.N; i += 16 {
+		if !m.Lease() {
+			b.Fatal("Lease refused")
+		}
+		for j := i; j < min(i+16, b.N); j++ {
+			if !m.RunLeased(benchHandler, arg) {
+				b.Fatal("RunLeased refused")
+			}
+		}
+		m.EndLease()
+	}
+}

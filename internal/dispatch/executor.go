@@ -34,11 +34,14 @@ type yielder interface {
 }
 
 // lender is implemented by executors that can let a caller run a task on its own goroutine within the executor's
-// concurrency bound: tryBorrow takes a run slot without blocking (false if none is free), giveBack returns it.
-// Mailbox.RunOrPost uses it to skip the handoff to a worker when a session's mailbox is idle.
+// concurrency bound: tryBorrow takes a run slot without blocking (false if none is free), giveBack returns it,
+// and wanted reports that a worker waits for a slot (a holder that runs several tasks in a row gives its slot
+// back then, for fairness). Mailbox.RunOrPost and Mailbox.Lease use it to skip the handoff to a worker when a
+// session's mailbox is idle.
 type lender interface {
 	tryBorrow() bool
 	giveBack()
+	wanted() bool
 }
 
 // GostExecutor adapts a gxsync.GenericTaskPool (github.com/dubbogo/gost/sync) to Executor, for compatibility with

@@ -24,7 +24,8 @@ type message struct {
 // worker that empties that queue), so it is only done on executors that support it (Pool); on other executors
 // (GostExecutor, custom ones) the drain keeps running until the mailbox is empty — order and liveness hold,
 // fairness between sessions is then up to the executor. RunOrPost is the other way in: on an idle mailbox whose
-// executor lends a run slot (a Pool token) it runs the message on the caller instead of scheduling a drain.
+// executor lends a run slot (a Pool token) it runs the message on the caller instead of scheduling a drain; Lease
+// (lease.go) does the same for several messages in a row under one claim and one slot.
 //
 // Backpressure: Post blocks while the mailbox is full, and the pool holds at most one task per mailbox, so memory
 // is bounded by (mailboxes x capacity) messages regardless of how fast readers decode.
@@ -239,35 +240,14 @@ func (m *Mailbox) RunOrPost(fn func(arg any), arg any, inBatch bool) bool {
 // queue (a reader takes a cork a queued message holds until it starts) only when the message is really queued,
 // instead of preparing and undoing it for every message that runs on the caller.
 func (m *Mailbox) TryRun(fn func(arg any), arg any, inBatch bool) bool {
-	if m.cfg.lender == nil {
-		return false
-	}
 	if fn == nil {
 		panic("dispatch: Mailbox.TryRun with nil fn")
 	}
-	m.mu.Lock()
-	if m.scheduled || m.closed || m.dead || !m.cfg.lender.tryBorrow() {
-		m.mu.Unlock()
+	if !m.claim() {
 		return false
 	}
-	m.scheduled = true // idle implies empty (see Close): fn is next in order
-	m.mu.Unlock()
 	m.runBorrowed(fn, arg, !inBatch)
-	m.mu.Lock()
-	if m.n > 0 {
-		// Posted from another goroutine while fn ran: a drain takes over.
-		m.mu.Unlock()
-		if !m.cfg.ex.Execute(m.key, m.drainFn) {
-			m.abandon()
-		}
-		return true
-	}
-	m.scheduled = false
-	f := m.takeFinalLocked()
-	m.mu.Unlock()
-	if f != nil {
-		m.runGuarded(f)
-	}
+	m.unclaim()
 	return true
 }
 

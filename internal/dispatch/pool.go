@@ -237,6 +237,10 @@ func (p *Pool) tryBorrow() bool { return p.tok.tryBorrow() }
 // giveBack returns a token taken by tryBorrow.
 func (p *Pool) giveBack() { p.tok.release() }
 
+// wanted reports that a worker waits for a token: a borrower running several messages in a row gives its token
+// back then (Mailbox.RunLeased).
+func (p *Pool) wanted() bool { return p.tok.waiting.Load() > 0 }
+
 func (p *Pool) recoverPanic() {
 	if r := recover(); r != nil {
 		var h func(any)
