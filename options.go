@@ -88,7 +88,9 @@ func WithWebsocketOriginCheck(ok func(origin string) bool) ServerOption {
 }
 
 // WithServerTaskPool runs OnMessage on a gost task pool, as upstream: the
-// pool's blocking AddTask bounds the work in flight, and one session's
+// work in flight is bounded by the pool's size (a saturated pool stops the
+// reader, where upstream started a goroutine per message; an idle worker
+// takes a message before a new one is started), and one session's
 // messages may run concurrently and out of order unless
 // WithServerOrderedDispatch(true) is also given. The server does not close
 // the pool. Default: no pool (OnMessage runs on the reader goroutine).

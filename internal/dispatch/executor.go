@@ -1,11 +1,5 @@
 package dispatch
 
-import (
-	"errors"
-
-	gxsync "github.com/dubbogo/gost/sync"
-)
-
 // Executor runs tasks on goroutines it owns. It is the seam between a session and whatever pool runs its callbacks,
 // so a server can share one pool among all sessions or plug in an upstream gxsync pool.
 //
@@ -42,44 +36,4 @@ type lender interface {
 	tryBorrow() bool
 	giveBack()
 	wanted() bool
-}
-
-// GostExecutor adapts a gxsync.GenericTaskPool (github.com/dubbogo/gost/sync) to Executor, for compatibility with
-// servers configured the upstream getty way. It uses the pool's blocking AddTask, so a saturated pool still pushes
-// back on the caller (AddTaskAlways/AddTaskBalance would spawn goroutines instead).
-//
-// gost pools panic with "send on closed channel" when AddTask races with (or follows) Close; every call into the
-// pool is therefore guarded by recover, and a recovered panic is reported as a refusal (Execute returns false).
-// The key is ignored: gost routes round-robin, so ordering must come from a Mailbox.
-type GostExecutor struct {
-	p gxsync.GenericTaskPool
-}
-
-// errNilPool is the panic value for constructor misuse; a nil pool is a programming error, not a runtime condition.
-var errNilPool = errors.New("dispatch: NewGostExecutor with nil pool")
-
-// NewGostExecutor wraps p. The caller keeps ownership of p and closes it; see GostExecutor for the caveats.
-func NewGostExecutor(p gxsync.GenericTaskPool) *GostExecutor {
-	if p == nil {
-		panic(errNilPool)
-	}
-	return &GostExecutor{p: p}
-}
-
-// Execute hands task to the gost pool, blocking while it is saturated. It returns false (and task will not run)
-// if the pool is closed or panics because it is being closed. The key is ignored.
-//
-// Caveat inherited from gost: gxsync.TaskPool.Close may discard tasks that were accepted but not yet started, and
-// AddTask may report success for a task queued while Close is in progress. Close every Mailbox that uses the pool
-// (and wait for its final callback) before closing the gost pool.
-func (g *GostExecutor) Execute(_ uint64, task func()) (ok bool) {
-	defer func() {
-		if recover() != nil {
-			ok = false
-		}
-	}()
-	if g.p.IsClosed() {
-		return false
-	}
-	return g.p.AddTask(task)
 }

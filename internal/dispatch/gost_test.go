@@ -1,9 +1,11 @@
 package dispatch
 
 import (
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	gxsync "github.com/dubbogo/gost/sync"
 	"github.com/stretchr/testify/require"
@@ -129,4 +131,69 @@ func TestGostExecutorRecoversPoolPanics(t *testing.T) {
 	fin := false
 	m.Close(func() { fin = true })
 	require.True(t, fin)
+}
+
+// The executor finds the size of a gxsync.NewTaskPoolSimple pool in gost's unexported fields: a gost upgrade that
+// moves them must fail here, not quietly lose the idle-worker preference.
+func TestGostSimplePoolSizeFound(t *testing.T) {
+	require.Equal(t, 37, simplePoolSize(gxsync.NewTaskPoolSimple(37)))
+	queued := gostPools()["TaskPool"]()
+	defer queued.Close()
+	require.Zero(t, simplePoolSize(queued))
+	require.Zero(t, simplePoolSize(&fakeGostPool{gxsync.NewTaskPoolSimple(3)}))
+}
+
+// Tasks handed over one at a time reuse the worker that waits instead of starting new ones up to the pool's size
+// (gost's AddTask picks at random between the two, and a pool of 2000 soon keeps 2000 goroutines).
+func TestGostExecutorPrefersIdleWorkers(t *testing.T) {
+	gp := gxsync.NewTaskPoolSimple(2000)
+	defer gp.Close()
+	ex := NewGostExecutor(gp)
+	before := runtime.NumGoroutine()
+	done := make(chan struct{})
+	for i := 0; i < 1000; i++ {
+		require.True(t, ex.Execute(0, func() { done <- struct{}{} }))
+		<-done
+	}
+	grown := runtime.NumGoroutine() - before
+	t.Logf("goroutines after 1000 tasks one at a time: %d more", grown)
+	require.Less(t, grown, 100, "a worker per task")
+}
+
+// Below the pool's size a task may run on a goroutine of its own, but the tasks running at once never exceed the
+// size, and every task runs.
+func TestGostExecutorBoundsTasksInFlight(t *testing.T) {
+	const size, producers, per = 4, 16, 50
+	gp := gxsync.NewTaskPoolSimple(size)
+	defer gp.Close()
+	ex := NewGostExecutor(gp)
+	var running, most, ran atomic.Int64
+	var wg sync.WaitGroup
+	wg.Add(producers * per)
+	task := func() {
+		n := running.Add(1)
+		for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+		}
+		runtime.Gosched()
+		running.Add(-1)
+		ran.Add(1)
+		wg.Done()
+	}
+	for p := 0; p < producers; p++ {
+		go func() {
+			for i := 0; i < per; i++ {
+				if !ex.Execute(0, task) {
+					t.Error("Execute refused")
+					wg.Done()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	require.EqualValues(t, producers*per, ran.Load())
+	require.LessOrEqual(t, most.Load(), int64(size), "tasks at once")
+	for i := 0; ex.inflight.Load() != 0 && i < 1000; i++ {
+		time.Sleep(time.Millisecond) // the count drops just after a task's Done
+	}
+	require.Zero(t, ex.inflight.Load())
 }
