@@ -67,20 +67,7 @@ func TestGostExecutorUnorderedLosesNothing(t *testing.T) {
 			gp := newPool()
 			ex := NewGostExecutor(gp)
 			var ran atomic.Int64
-			var wg sync.WaitGroup
-			wg.Add(producers * per)
-			task := func() { ran.Add(1); wg.Done() }
-			for g := 0; g < producers; g++ {
-				go func() {
-					for i := 0; i < per; i++ {
-						if !ex.Execute(0, task) {
-							t.Error("Execute refused")
-							wg.Done()
-						}
-					}
-				}()
-			}
-			wg.Wait()
+			executeFromMany(t, ex, producers, per, func() { ran.Add(1) })
 			gp.Close()
 			require.EqualValues(t, producers*per, ran.Load())
 		})
@@ -168,21 +155,32 @@ func TestGostExecutorBoundsTasksInFlight(t *testing.T) {
 	defer gp.Close()
 	ex := NewGostExecutor(gp)
 	var running, most, ran atomic.Int64
-	var wg sync.WaitGroup
-	wg.Add(producers * per)
-	task := func() {
+	executeFromMany(t, ex, producers, per, func() {
 		n := running.Add(1)
 		for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
 		}
 		runtime.Gosched()
 		running.Add(-1)
 		ran.Add(1)
-		wg.Done()
+	})
+	require.EqualValues(t, producers*per, ran.Load())
+	require.LessOrEqual(t, most.Load(), int64(size), "tasks at once")
+	for i := 0; ex.inflight.Load() != 0 && i < 1000; i++ {
+		time.Sleep(time.Millisecond) // the count drops just after a task's Done
 	}
+	require.Zero(t, ex.inflight.Load())
+}
+
+// executeFromMany runs task producers*per times, Executed by producers goroutines at once, and returns once every
+// task has run (a refused Execute is an error).
+func executeFromMany(t *testing.T, ex Executor, producers, per int, task func()) {
+	var wg sync.WaitGroup
+	wg.Add(producers * per)
+	counted := func() { task(); wg.Done() }
 	for p := 0; p < producers; p++ {
 		go func() {
 			for i := 0; i < per; i++ {
-				if !ex.Execute(0, task) {
+				if !ex.Execute(0, counted) {
 					t.Error("Execute refused")
 					wg.Done()
 				}
@@ -190,10 +188,4 @@ func TestGostExecutorBoundsTasksInFlight(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	require.EqualValues(t, producers*per, ran.Load())
-	require.LessOrEqual(t, most.Load(), int64(size), "tasks at once")
-	for i := 0; ex.inflight.Load() != 0 && i < 1000; i++ {
-		time.Sleep(time.Millisecond) // the count drops just after a task's Done
-	}
-	require.Zero(t, ex.inflight.Load())
 }
