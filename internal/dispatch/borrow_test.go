@@ -97,12 +97,7 @@ func TestRunOrPostKeepsBoundAndOrder(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	for s, c := range checkers {
-		require.Zero(t, c.bad.Load(), "session %d out of order or concurrent", s)
-		require.Equal(t, each, c.next, "session %d lost messages", s)
-	}
-	assert.LessOrEqual(t, peak.Load(), int32(workers), "more messages at once than the pool has workers")
-	assert.EqualValues(t, workers, p.tok.free.Load(), "every token back")
+	checkOrderedWithinBound(t, p, checkers, each, peak.Load(), workers)
 	t.Logf("%d of %d messages ran on their caller; peak %d at once", borrowed.Load(), sessions*each, peak.Load())
 }
 
@@ -147,4 +142,17 @@ func TestTokensWaitingWorkerBlocksBorrow(t *testing.T) {
 	tk.release()
 	assert.True(t, tk.tryBorrow())
 	tk.release()
+}
+
+// checkOrderedWithinBound checks what every many-session test of the pool's tokens must hold once all sessions
+// are done: each session got its each messages in order, one at a time; no more than workers ran at once (peak);
+// every token is back.
+func checkOrderedWithinBound(t *testing.T, p *Pool, checkers []*seqChecker, each int, peak int32, workers int) {
+	t.Helper()
+	for s, c := range checkers {
+		require.Zero(t, c.bad.Load(), "session %d out of order or concurrent", s)
+		require.Equal(t, each, c.next, "session %d lost messages", s)
+	}
+	assert.LessOrEqual(t, peak, int32(workers), "more messages at once than the pool has workers")
+	assert.EqualValues(t, workers, p.tok.free.Load(), "every token back")
 }

@@ -165,10 +165,5 @@ func TestLeaseKeepsBoundAndOrder(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	for s, c := range checkers {
-		require.Zero(t, c.bad.Load(), "session %d out of order or concurrent", s)
-		require.Equal(t, each, c.next, "session %d lost messages", s)
-	}
-	assert.LessOrEqual(t, peak.Load(), int32(workers), "more messages at once than the pool has workers")
-	assert.EqualValues(t, workers, p.tok.free.Load(), "every token back")
+	checkOrderedWithinBound(t, p, checkers, each, peak.Load(), workers)
 }
