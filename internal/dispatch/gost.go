@@ -81,16 +81,12 @@ func simplePoolSize(p gxsync.GenericTaskPool) int {
 // Close every Mailbox that uses the pool (and wait for its final callback) before closing the gost pool.
 func (g *GostExecutor) Execute(_ uint64, task func()) (ok bool) {
 	if g.size == 0 {
-		return g.add(task)
+		return g.add(task, false)
 	}
 	t := g.tasks.Get().(*gostTask)
 	t.task = task
-	if g.inflight.Add(1) <= g.size {
-		ok = g.addAlways(t.fn)
-	} else {
-		ok = g.add(t.fn)
-	}
-	if !ok {
+	// At the pool's size the blocking AddTask; below it a waiting worker first.
+	if ok = g.add(t.fn, g.inflight.Add(1) <= g.size); !ok {
 		g.inflight.Add(-1)
 		t.task = nil
 		g.tasks.Put(t)
@@ -98,8 +94,9 @@ func (g *GostExecutor) Execute(_ uint64, task func()) (ok bool) {
 	return ok
 }
 
-// add is AddTask, guarded against a pool being closed.
-func (g *GostExecutor) add(task func()) (ok bool) {
+// add hands task to the pool, with AddTaskAlways when always (the caller's count keeps that from starting
+// goroutines without bound) or else with the blocking AddTask; guarded against a pool being closed.
+func (g *GostExecutor) add(task func(), always bool) (ok bool) {
 	defer func() {
 		if recover() != nil {
 			ok = false
@@ -107,22 +104,12 @@ func (g *GostExecutor) add(task func()) (ok bool) {
 	}()
 	if g.p.IsClosed() {
 		return false
+	}
+	if always {
+		g.p.AddTaskAlways(task)
+		return true
 	}
 	return g.p.AddTask(task)
-}
-
-// addAlways is AddTaskAlways, guarded likewise; the caller's count keeps it from starting goroutines without bound.
-func (g *GostExecutor) addAlways(task func()) (ok bool) {
-	defer func() {
-		if recover() != nil {
-			ok = false
-		}
-	}()
-	if g.p.IsClosed() {
-		return false
-	}
-	g.p.AddTaskAlways(task)
-	return true
 }
 
 // gostTask carries a task to a counted pool; pooled, with its run's method value made once, so that counting
