@@ -106,6 +106,9 @@ type packetTransport interface {
 	// unwrap gives back the decoded package, for PkgReleaser.
 	wrap(pkg any) any
 	unwrap(pkg any) any
+	// dropped counts the datagrams dropped without reaching OnMessage
+	// (truncated, oversize, undecodable).
+	dropped() uint64
 }
 
 // handshaker is a transport with a step between accept (or dial) and the
@@ -151,8 +154,6 @@ type messageSession interface {
 	UpdateActive()
 	// touch is UpdateActive returning the time it marked.
 	touch() time.Time
-	// countDrop counts a datagram dropped without reaching OnMessage.
-	countDrop()
 	// debugEnabled reports whether log would write at debug level, so that
 	// a flood of bad datagrams builds no log attributes for nothing.
 	debugEnabled() bool
