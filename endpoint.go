@@ -155,10 +155,15 @@ func (e *endpoint) startSession(tr transport, cb NewSessionCallback) {
 		tr.closeNow(-1)
 		return
 	}
-	go func() {
-		defer e.remove(s)
-		s.run(cb)
-	}()
+	// The goroutine's closure lives as long as the reader: it holds s and
+	// cb only (24 bytes; the endpoint is s.ep), not the endpoint as well.
+	go s.serve(cb)
+}
+
+// serve is a started session's reader goroutine.
+func (s *session) serve(cb NewSessionCallback) {
+	defer s.ep.remove(s)
+	s.run(cb)
 }
 
 // markClosed flips the endpoint to closed; false if it already was.
