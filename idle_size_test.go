@@ -17,7 +17,7 @@ func TestIdleSessionSizes(t *testing.T) {
 		size, max uintptr
 	}{
 		{"session", unsafe.Sizeof(session{}), 320},
-		{"tcpTransport", unsafe.Sizeof(tcpTransport{}), 256},
+		{"tcpTransport", unsafe.Sizeof(tcpTransport{}), 192},
 		{"wheel.Timer", unsafe.Sizeof(wheel.Timer{}), 48}, // the cron timer
 	} {
 		if c.size > c.max {
