@@ -149,7 +149,7 @@ func (c *client) slot(newSession NewSessionCallback) {
 		tr, err := c.dial(c.ctx)
 		if err == nil {
 			s := c.serveSession(tr, newSession)
-			if s.opened.Load() {
+			if s.flags.has(flagOpened) {
 				failures = 0
 			} else {
 				// Refused by the callback or OnOpen: back off like a

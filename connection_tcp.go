@@ -17,7 +17,7 @@ import (
 // tcpTransport carries a session over a stream: TCP, or TLS over TCP.
 // The connection itself (*net.TCPConn or *tls.Conn) is the send queue's
 // (conn); what only TLS or compression needs sits behind extra, so an idle
-// plain TCP transport fits 256 bytes.
+// plain TCP transport fits 192 bytes.
 type tcpTransport struct {
 	// raw lets the reader wait for readability without holding a buffer;
 	// nil for TLS, whose records must be read through the tls.Conn.

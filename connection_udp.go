@@ -58,6 +58,10 @@ type udpTransport struct {
 
 	wmu      sync.Mutex    // serializes write deadlines with their writes
 	deadline writeDeadline // wmu held
+
+	// drops counts datagrams dropped without reaching OnMessage; here
+	// rather than in the session, which a TCP session would carry unused.
+	drops atomic.Uint64
 }
 
 // maxPeerCache bounds the peer address cache; it is cleared when full.
@@ -117,7 +121,7 @@ func (t *udpTransport) readDatagrams(s messageSession) error {
 			return s.readError(err)
 		}
 		if n == 0 || n > maxLen || flags&msgTrunc != 0 {
-			s.countDrop()
+			t.drops.Add(1)
 			if s.debugEnabled() {
 				s.log(slog.LevelDebug, "getty: datagram dropped: empty, truncated or over the max message length", nil,
 					slog.Int("bytes", n), slog.String("peer", ap.String()), slog.Int("max_msg_len", maxLen))
@@ -134,7 +138,7 @@ func (t *udpTransport) readDatagrams(s messageSession) error {
 			if s.ending() || errors.Is(err, ErrPanic) {
 				return err
 			}
-			s.countDrop()
+			t.drops.Add(1)
 			if s.debugEnabled() {
 				s.log(slog.LevelDebug, "getty: datagram dropped", err, slog.String("peer", ap.String()))
 			}
@@ -148,7 +152,7 @@ func (t *udpTransport) readDatagrams(s messageSession) error {
 func (t *udpTransport) readErrorIsTransient(s messageSession, err error) bool {
 	switch {
 	case isTruncErr(err):
-		s.countDrop()
+		t.drops.Add(1)
 	case isTimeout(err):
 		// Someone set a read deadline on Conn(); datagrams do not need
 		// one.
@@ -184,6 +188,8 @@ func (t *udpTransport) peer(ap netip.AddrPort) *net.UDPAddr {
 	}
 	return p
 }
+
+func (t *udpTransport) dropped() uint64 { return t.drops.Load() }
 
 // wrap makes what OnMessage receives, as upstream: the package with its
 // peer.

@@ -81,7 +81,7 @@ func newWSTransport(ws *websocket.Conn, deflate bool) *wsTransport {
 	// gorilla compresses every message by default once deflate is
 	// negotiated; CompressNone means raw bytes until SetCompressType.
 	ws.EnableWriteCompression(false)
-	t.ping = wheel.Default().NewTimer(t.pingFire)
+	t.ping = wheel.Default().NewTimerFor((*pingTimer)(t))
 	return t
 }
 

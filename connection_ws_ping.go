@@ -24,6 +24,12 @@ func (t *wsTransport) armPing(s messageSession) {
 
 func (t *wsTransport) stopPing() { t.ping.Stop() }
 
+// pingTimer is the transport as its ping timer's callback, so the timer
+// needs no method value (an object of its own per connection).
+type pingTimer wsTransport
+
+func (p *pingTimer) Fire() { (*wsTransport)(p).pingFire() }
+
 // pingFire runs on the wheel goroutine: no blocking here.
 func (t *wsTransport) pingFire() {
 	s := t.session()

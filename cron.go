@@ -18,17 +18,24 @@ import (
 //     delay one beat but never the ones after it. After a stall longer than
 //     a period, the beats missed are skipped and the phase is kept.
 
+// cronTimer is the session as its cron timer's callback: the timer holds
+// the session itself, where a method value (s.cronFire) would be an object
+// of its own on every session, and Session gains no exported Fire method.
+type cronTimer session
+
+func (c *cronTimer) Fire() { (*session)(c).cronFire() }
+
 // cronFire runs on the wheel goroutine: it re-arms and hands OnCron to the
 // endpoint's cron runners, skipping the beat if the last OnCron is busy.
 func (s *session) cronFire() {
 	if !s.rearmCron() {
 		return
 	}
-	if !s.cronBusy.CompareAndSwap(false, true) {
+	if !s.flags.set(flagCronBusy, true) {
 		return
 	}
 	if s.ep == nil || !s.ep.crons.submit(s) {
-		s.cronBusy.Store(false)
+		s.flags.set(flagCronBusy, false)
 	}
 }
 
@@ -79,7 +86,7 @@ func (s *session) stopCron() {
 
 // runCron runs on a cron runner.
 func (s *session) runCron() {
-	defer s.cronBusy.Store(false)
+	defer s.flags.set(flagCronBusy, false)
 	if !s.enter() {
 		return
 	}

@@ -155,10 +155,16 @@ func (e *endpoint) startSession(tr transport, cb NewSessionCallback) {
 		tr.closeNow(-1)
 		return
 	}
-	go func() {
-		defer e.remove(s)
-		s.run(cb)
-	}()
+	// The goroutine's start closure holds s and cb only (24 bytes; the
+	// endpoint is s.ep): one allocation per accept, garbage once the
+	// goroutine runs.
+	go s.serve(cb)
+}
+
+// serve is a started session's reader goroutine.
+func (s *session) serve(cb NewSessionCallback) {
+	defer s.ep.remove(s)
+	s.run(cb)
 }
 
 // markClosed flips the endpoint to closed; false if it already was.

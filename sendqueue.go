@@ -31,10 +31,13 @@ type compressor interface {
 // uncork flushes them together, or a write flushes early once maxCorked
 // bytes are pending.
 type sendQueue struct {
-	w    net.Conn
-	z    compressor // in front of w; nil for raw bytes
-	mu   sync.Mutex
-	cond sync.Cond
+	w  net.Conn
+	z  compressor // in front of w; nil for raw bytes
+	mu sync.Mutex
+	// cond wakes writers waiting for the flusher. It is made on the first
+	// wait (waitCond): most connections never have a writer wait for
+	// another, and a sync.Cond is 56 bytes.
+	cond *sync.Cond
 
 	buf      *[]byte // pending bytes, pooled; nil when none
 	spare    *[]byte // the flusher's buffer, kept for the next swap
@@ -64,9 +67,22 @@ type iovList struct {
 
 var iovLists = sync.Pool{New: func() any { return new(iovList) }}
 
-func (q *sendQueue) init(w net.Conn) {
-	q.w = w
-	q.cond.L = &q.mu
+func (q *sendQueue) init(w net.Conn) { q.w = w }
+
+// waitCond returns cond, making it (mu held).
+func (q *sendQueue) waitCond() *sync.Cond {
+	if q.cond == nil {
+		q.cond = sync.NewCond(&q.mu)
+	}
+	return q.cond
+}
+
+// broadcast wakes the waiting writers (mu held). Nobody waits on a nil
+// cond: a writer makes it before waiting, with mu held.
+func (q *sendQueue) broadcast() {
+	if q.cond != nil {
+		q.cond.Broadcast()
+	}
 }
 
 func (q *sendQueue) setCompressor(z compressor) {
@@ -196,7 +212,7 @@ func (q *sendQueue) flushLocked(first []byte, more [][]byte, timeout time.Durati
 	} else {
 		q.spare = data
 	}
-	q.cond.Broadcast()
+	q.broadcast()
 }
 
 // writeOut hands pending, then first and more, to the socket (through the
@@ -266,7 +282,7 @@ func (q *sendQueue) compress(bufs net.Buffers) (int64, error) {
 // flusher, so every writer returns within about its own timeout.
 func (q *sendQueue) waitLocked(dl *time.Time, timeout time.Duration) {
 	if timeout <= 0 {
-		q.cond.Wait()
+		q.waitCond().Wait()
 		return
 	}
 	now := time.Now()
@@ -278,17 +294,17 @@ func (q *sendQueue) waitLocked(dl *time.Time, timeout time.Duration) {
 			q.err = fmt.Errorf("%w: write waited %v for the connection", os.ErrDeadlineExceeded, timeout)
 		}
 		q.w.Close()
-		q.cond.Broadcast()
+		q.broadcast()
 		return
 	}
 	t := time.AfterFunc(dl.Sub(now), q.wake)
-	q.cond.Wait()
+	q.waitCond().Wait()
 	t.Stop()
 }
 
 func (q *sendQueue) wake() {
 	q.mu.Lock()
-	q.cond.Broadcast()
+	q.broadcast()
 	q.mu.Unlock()
 }
 
@@ -370,6 +386,6 @@ func (q *sendQueue) abort() {
 	if q.err == nil {
 		q.err = ErrSessionClosed
 	}
-	q.cond.Broadcast()
+	q.broadcast()
 	q.mu.Unlock()
 }

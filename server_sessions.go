@@ -18,7 +18,7 @@ func (e *endpoint) openSessions() []Session {
 	defer e.mu.Unlock()
 	out := make([]Session, 0, len(e.sessions))
 	for ss := range e.sessions {
-		if ss.opened.Load() && !ss.closing.Load() {
+		if ss.flags.has(flagOpened) && !ss.closing.Load() {
 			out = append(out, ss)
 		}
 	}
@@ -30,7 +30,7 @@ func (e *endpoint) openCount() int {
 	defer e.mu.Unlock()
 	n := 0
 	for ss := range e.sessions {
-		if ss.opened.Load() && !ss.closing.Load() {
+		if ss.flags.has(flagOpened) && !ss.closing.Load() {
 			n++
 		}
 	}

@@ -163,9 +163,9 @@ func (u *udpEndpoint) run(pc *net.UDPConn, cb NewSessionCallback) error {
 	switch {
 	case cbErr != nil:
 		err = fmt.Errorf("getty: %s %s: new-session callback: %w", u.typ, pc.LocalAddr(), cbErr)
-	case !s.opened.Load() && s.reader == nil:
+	case !s.flags.has(flagOpened) && s.reader == nil:
 		err = fmt.Errorf("getty: %s %s: %w", u.typ, pc.LocalAddr(), ErrNoCodec)
-	case !s.opened.Load():
+	case !s.flags.has(flagOpened):
 		err = fmt.Errorf("getty: %s %s: OnOpen refused the session", u.typ, pc.LocalAddr())
 	default:
 		err = s.endErr()

@@ -110,20 +110,17 @@ type session struct {
 	readTimeout  atomic.Int64 // ns
 	writeTimeout atomic.Int64 // ns
 	cronPeriod   atomic.Int64 // ns
-	waitTime     atomic.Int64 // ns
 
 	readBytes  atomic.Uint64
 	writeBytes atomic.Uint64
 	readPkgs   atomic.Uint64
 	writePkgs  atomic.Uint64
-	drops      atomic.Uint64 // datagrams dropped (UDP)
-	active     atomic.Int64  // unix ns
+	active     atomic.Int64 // unix ns
 
-	// mu guards attrs, err and the cron schedule (cronNext, arming cron):
-	// each is touched rarely, so one lock serves them all.
-	mu    sync.Mutex
-	attrs map[any]any
-	err   error // the error that ends the session; nil for an orderly close
+	// mu guards rare and the cron schedule (cronNext, arming cron): each
+	// is touched rarely, so one lock serves them all.
+	mu   sync.Mutex
+	rare *sessionRare // nil until a session sets what it holds
 
 	// dispatch
 	mq     *mailboxDispatch // the mailbox mode's state; nil otherwise
@@ -134,24 +131,62 @@ type session struct {
 	cronNext int64    // the beat the timer is armed for (monoNow); under mu
 	cronLink *session // next in the endpoint's cron queue; under its lock
 
-	endDone sync.WaitGroup // 1 until end has finished; no channel, one object fewer per session
-
 	// Small fields together, so that padding does not cost a size class.
-	id        uint32
-	cronBusy  atomic.Bool
-	opened    atomic.Bool // OnOpen succeeded: OnClose is owed
-	ended     atomic.Bool // end ran: counted in the endpoint's totals
-	closing   atomic.Bool
-	unhandled atomic.Bool // BaseListener.OnError saw the ending error
-	endBegun  atomic.Bool // end has run or is running: it runs once
-	gateShut  bool        // under gateMu
-	mode      uint8       // dispatch mode, set once before the first read
-	packet    bool        // tr is a packetTransport (see packetTr)
+	id       uint32
+	closing  atomic.Bool
+	flags    sessionFlags
+	gateShut bool  // under gateMu
+	mode     uint8 // dispatch mode, set once before the first read
+	packet   bool  // tr is a packetTransport (see packetTr)
 
 	// read buffer and stream state, owned by the reader goroutine
 	rbuf *[]byte
 	rlen int
 	rs   readState
+}
+
+// sessionRare is what few sessions set: attributes, the error that ends
+// the session, a wait time of their own. Out of session, so that an idle
+// session fits the 320-byte size class; under session.mu.
+type sessionRare struct {
+	attrs    map[any]any
+	err      error         // the error that ends the session; nil for an orderly close
+	waitTime time.Duration // 0: defaultWaitTime
+}
+
+// Session flags written once or rarely, in one word (sessionFlags).
+const (
+	flagCronBusy  uint32 = 1 << iota // an OnCron is queued or running
+	flagOpened                       // OnOpen succeeded: OnClose is owed
+	flagEnded                        // end ran: counted in the endpoint's totals
+	flagUnhandled                    // BaseListener.OnError saw the ending error
+	flagEndBegun                     // end has run or is running: it runs once
+)
+
+// sessionFlags packs five flags into one atomic word rather than an
+// atomic.Bool (4 bytes) each. closing, read on every read and write, keeps
+// a word of its own.
+type sessionFlags struct{ v atomic.Uint32 }
+
+func (f *sessionFlags) has(flag uint32) bool { return f.v.Load()&flag != 0 }
+
+// set sets flag (on) or clears it, and reports whether it changed: set(x,
+// true) is CompareAndSwap(false, true). A loop, since Go 1.22 has no
+// atomic Or.
+func (f *sessionFlags) set(flag uint32, on bool) bool {
+	for {
+		old := f.v.Load()
+		v := old &^ flag
+		if on {
+			v |= flag
+		}
+		if v == old {
+			return false
+		}
+		if f.v.CompareAndSwap(old, v) {
+			return true
+		}
+	}
 }
 
 // mailboxDispatch is what a session dispatching through a mailbox (the
@@ -161,6 +196,10 @@ type mailboxDispatch struct {
 	mbox      *dispatch.Mailbox
 	onMessage func(any) // method value made once, so Post allocates nothing
 	onQueued  func(any) // runQueued, likewise
+	// endDone is 1 until end, which the mailbox runs after the last
+	// message, has finished; endReading waits for it. Without a mailbox,
+	// end runs on the reader itself.
+	endDone sync.WaitGroup
 }
 
 func newSession(ep *endpoint, tr transport) *session {
@@ -171,8 +210,7 @@ func newSession(ep *endpoint, tr transport) *session {
 	}
 	_, s.packet = tr.(packetTransport)
 	s.Reset()
-	s.endDone.Add(1)
-	s.cron = wheel.Default().NewTimer(s.cronFire)
+	s.cron = wheel.Default().NewTimerFor((*cronTimer)(s))
 	s.UpdateActive()
 	return s
 }
@@ -201,10 +239,19 @@ func (s *session) Reset() {
 	s.readTimeout.Store(int64(defaultReadTimeout))
 	s.writeTimeout.Store(int64(defaultWriteTimeout))
 	s.cronPeriod.Store(int64(defaultCronPeriod))
-	s.waitTime.Store(int64(defaultWaitTime))
 	s.mu.Lock()
-	s.attrs = nil
+	if s.rare != nil {
+		s.rare.attrs, s.rare.waitTime = nil, 0
+	}
 	s.mu.Unlock()
+}
+
+// rareLocked returns s.rare, making it; under s.mu.
+func (s *session) rareLocked() *sessionRare {
+	if s.rare == nil {
+		s.rare = new(sessionRare)
+	}
+	return s.rare
 }
 
 func (s *session) SetMaxMsgLen(n int) {
@@ -238,36 +285,56 @@ func (s *session) SetCronPeriod(ms int) {
 	}
 	s.checkCronPeriod(ms)
 	d := time.Duration(ms) * time.Millisecond
-	if s.cronPeriod.Swap(int64(d)) != int64(d) && s.opened.Load() {
+	if s.cronPeriod.Swap(int64(d)) != int64(d) && s.flags.has(flagOpened) {
 		s.armCron()
 	}
 }
 
 func (s *session) SetWaitTime(d time.Duration) {
 	if d > 0 {
-		s.waitTime.Store(int64(d))
+		s.mu.Lock()
+		s.rareLocked().waitTime = d
+		s.mu.Unlock()
 	}
+}
+
+// closeDeadline is when a close stops waiting to flush: the wait time
+// from now.
+func (s *session) closeDeadline() time.Time {
+	d := defaultWaitTime
+	s.mu.Lock()
+	if s.rare != nil && s.rare.waitTime > 0 {
+		d = s.rare.waitTime
+	}
+	s.mu.Unlock()
+	return time.Now().Add(d)
 }
 
 func (s *session) GetAttribute(key any) any {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.attrs[key]
+	if s.rare == nil {
+		return nil
+	}
+	return s.rare.attrs[key]
 }
 
 func (s *session) SetAttribute(key, value any) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.attrs == nil {
-		s.attrs = make(map[any]any)
+	r := s.rareLocked()
+	if r.attrs == nil {
+		r.attrs = make(map[any]any)
 	}
-	s.attrs[key] = value
+	r.attrs[key] = value
 }
 
 func (s *session) RemoveAttribute(key any) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	delete(s.attrs, key)
+	if s.rare != nil {
+		delete(s.rare.attrs, key)
+	}
 }
 
 // ---- Connection -----------------------------------------------------------

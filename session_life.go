@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"time"
 
 	"github.com/getty-go/getty/internal/bufpool"
 )
@@ -88,7 +87,7 @@ func (s *session) open() (err error) {
 	if err := s.callOnOpen(); err != nil {
 		return err
 	}
-	s.opened.Store(true)
+	s.flags.set(flagOpened, true)
 	if s.ep != nil {
 		s.ep.counters.opened.Add(1)
 	}
@@ -107,8 +106,8 @@ func (s *session) callOnOpen() (err error) {
 // setErr records the error that ends the session; the first one wins.
 func (s *session) setErr(err error) {
 	s.mu.Lock()
-	if s.err == nil {
-		s.err = err
+	if r := s.rareLocked(); r.err == nil {
+		r.err = err
 	}
 	s.mu.Unlock()
 }
@@ -116,7 +115,10 @@ func (s *session) setErr(err error) {
 func (s *session) endErr() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.err
+	if s.rare == nil {
+		return nil
+	}
+	return s.rare.err
 }
 
 func (s *session) Close() { s.closeWith(nil) }
@@ -134,7 +136,7 @@ func (s *session) closeWith(err error) {
 		return
 	}
 	s.stopCron()
-	if err := s.tr.shutdown(time.Now().Add(time.Duration(s.waitTime.Load())), s.endErr()); err != nil {
+	if err := s.tr.shutdown(s.closeDeadline(), s.endErr()); err != nil {
 		s.log(slog.LevelDebug, "getty: flush on close", err)
 	}
 	// The reader notices the closed socket and ends the session; end
@@ -171,23 +173,26 @@ func (s *session) endReading(readErr error) {
 		s.rbuf, s.rlen = nil, 0
 	}
 	if s.mq != nil {
+		s.mq.endDone.Add(1)
 		s.mq.mbox.Close(s.end)
+		s.mq.endDone.Wait()
 	} else {
 		s.end()
 	}
-	s.endDone.Wait()
 }
 
 // end ends the session after its last OnMessage: it closes the socket
 // (after flushing replies), waits out callbacks in flight, then reports.
 func (s *session) end() {
-	if !s.endBegun.CompareAndSwap(false, true) {
+	if !s.flags.set(flagEndBegun, true) {
 		return
 	}
-	defer s.endDone.Done()
+	if s.mq != nil {
+		defer s.mq.endDone.Done()
+	}
 	s.closing.Store(true)
 	s.stopCron()
-	_ = s.tr.shutdown(time.Now().Add(time.Duration(s.waitTime.Load())), s.endErr())
+	_ = s.tr.shutdown(s.closeDeadline(), s.endErr())
 	s.gateMu.Lock()
 	s.gateShut = true
 	s.gateMu.Unlock()

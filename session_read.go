@@ -424,4 +424,3 @@ func (s *session) recycle(pkg any) {
 func (s *session) ending() bool                { return s.closing.Load() }
 func (s *session) msgLimit() int               { return int(s.maxMsgLen.Load()) }
 func (s *session) cronInterval() time.Duration { return time.Duration(s.cronPeriod.Load()) }
-func (s *session) countDrop()                  { s.drops.Add(1) }

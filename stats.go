@@ -47,13 +47,16 @@ type traffic struct {
 }
 
 func (s *session) traffic() traffic {
-	return traffic{
+	t := traffic{
 		readBytes:  s.readBytes.Load(),
 		writeBytes: s.writeBytes.Load(),
 		readPkgs:   s.readPkgs.Load(),
 		writePkgs:  s.writePkgs.Load(),
-		drops:      s.drops.Load(),
 	}
+	if pt := s.packetTr(); pt != nil {
+		t.drops = pt.dropped() // only datagrams are dropped
+	}
+	return t
 }
 
 func (t *traffic) add(u traffic) {
@@ -109,7 +112,7 @@ func (e *endpoint) stats() EndpointStats {
 	e.mu.Lock()
 	total := e.counters.ended
 	for s := range e.sessions {
-		if s.opened.Load() && !s.ended.Load() {
+		if s.flags.has(flagOpened) && !s.flags.has(flagEnded) {
 			st.SessionsOpen++
 			total.add(s.traffic())
 		}
@@ -125,7 +128,7 @@ func (e *endpoint) stats() EndpointStats {
 func (e *endpoint) noteEnd(s *session, err error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	s.ended.Store(true)
+	s.flags.set(flagEnded, true)
 	e.counters.ended.add(s.traffic())
 	if err != nil {
 		e.counters.errors.Add(1)

@@ -123,9 +123,9 @@ func (s *session) reportEnd(err error) {
 	if errors.Is(err, ErrPanic) {
 		s.log(slog.LevelError, "getty: session ended by a panic", err)
 	}
-	s.unhandled.Store(false)
+	s.flags.set(flagUnhandled, false)
 	s.callback("OnError", func() { s.listener.OnError(s, err) })
-	if !s.unhandled.Load() || errors.Is(err, ErrPanic) {
+	if !s.flags.has(flagUnhandled) || errors.Is(err, ErrPanic) {
 		return
 	}
 	if s.ep == nil {
@@ -146,7 +146,7 @@ func (s *session) reportEnd(err error) {
 // markUnhandled is called by BaseListener.OnError: nobody looked at err.
 func markUnhandled(s Session) {
 	if ss, ok := s.(*session); ok {
-		ss.unhandled.Store(true)
+		ss.flags.set(flagUnhandled, true)
 	}
 }
 

@@ -62,14 +62,6 @@ const (
 	maxDelay = time.Duration(1 << 62)
 )
 
-// Timer.where: zero means disarmed so that a zero Timer is never mistaken for
-// a linked one.
-const (
-	notArmed  int32 = 0
-	inPending int32 = 1
-	slotBase  int32 = 2 // where = slotBase + slot index
-)
-
 // Wheel is a hashed timing wheel: timers live in one of a power-of-two number
 // of slots by expiry tick, each slot an intrusive doubly linked list, so
 // arming and disarming are O(1) and allocation free. Timers further away than
@@ -110,15 +102,31 @@ type slot struct {
 }
 
 // Timer is one callback scheduled on a Wheel. Create it with Wheel.NewTimer
-// and keep it for the lifetime of its owner: Reset and Stop reuse it without
-// allocating. The zero Timer is not usable.
+// or Wheel.NewTimerFor and keep it for the lifetime of its owner: Reset and
+// Stop reuse it without allocating. The zero Timer is not usable.
+//
+// A Timer is 48 bytes, one per session: it keeps no field saying where it is
+// linked, since expire tells (0: disarmed; at most the wheel's cur: pending,
+// collected to fire; above cur: in slot expire&mask).
 type Timer struct {
 	w          *Wheel
-	f          func()
+	cb         Callback
 	next, prev *Timer
-	expire     uint64 // absolute tick
-	where      int32
+	expire     uint64 // absolute tick; 0 while disarmed
 }
+
+// Callback is what a timer calls. A type that owns a timer can implement it
+// and pass itself to NewTimerFor, so the timer needs no method value (an
+// object of its own) to find its owner.
+type Callback interface {
+	Fire()
+}
+
+// funcCallback adapts a func; a func is pointer-shaped, so the conversion
+// to Callback allocates nothing.
+type funcCallback func()
+
+func (f funcCallback) Fire() { f() }
 
 var defaultWheel = sync.OnceValue(func() *Wheel {
 	w := New(defaultTick)
@@ -168,7 +176,15 @@ func (w *Wheel) NewTimer(f func()) *Timer {
 	if f == nil {
 		panic("wheel: NewTimer with nil func")
 	}
-	return &Timer{w: w, f: f}
+	return &Timer{w: w, cb: funcCallback(f)}
+}
+
+// NewTimerFor is NewTimer calling cb.Fire.
+func (w *Wheel) NewTimerFor(cb Callback) *Timer {
+	if cb == nil {
+		panic("wheel: NewTimerFor with nil callback")
+	}
+	return &Timer{w: w, cb: cb}
 }
 
 // Reset arms t to fire once, d from now (rounded up to the next tick, so never
@@ -229,13 +245,13 @@ func (t *Timer) arm(e uint64) {
 	if e <= w.cur {
 		e = w.cur + 1
 	}
-	if t.where >= slotBase && t.expire == e {
+	if t.expire == e {
 		// Pushed out again within the same tick (an idle timer re-armed on
 		// every read, say): it is already where it belongs.
 		w.mu.Unlock()
 		return
 	}
-	if t.where != notArmed {
+	if t.expire != 0 {
 		w.unlink(t)
 	} else {
 		w.count++
@@ -261,7 +277,7 @@ func (t *Timer) Stop() bool {
 		return false
 	}
 	w.mu.Lock()
-	if t.where == notArmed {
+	if t.expire == 0 {
 		w.mu.Unlock()
 		return false
 	}
@@ -414,9 +430,11 @@ func (w *Wheel) collectSlot(s, now uint64) {
 	min := ^uint64(0)
 	for t := sl.head; t != nil; {
 		next := t.next
-		if t.expire <= now {
+		if e := t.expire; e <= now {
 			w.unlink(t)
-			t.where = inPending
+			// expire stays: once collect has set cur to now, it says
+			// pending.
+			t.expire = e
 			t.prev = w.pending.tail
 			if w.pending.tail != nil {
 				w.pending.tail.next = t
@@ -445,20 +463,20 @@ func (w *Wheel) firePending() {
 		}
 		w.unlink(t)
 		w.count--
-		f := t.f
+		cb := t.cb
 		w.mu.Unlock()
-		w.call(f)
+		w.call(cb)
 		w.mu.Lock()
 	}
 }
 
-func (w *Wheel) call(f func()) {
+func (w *Wheel) call(cb Callback) {
 	defer func() {
 		if recover() != nil {
 			w.panics.Add(1)
 		}
 	}()
-	f()
+	cb.Fire()
 }
 
 // nextDue returns the earliest tick at which some slot may hold a due timer.
@@ -506,7 +524,6 @@ func (w *Wheel) insert(t *Timer, e uint64) {
 	s := e & w.mask
 	sl := &w.slots[s]
 	t.expire = e
-	t.where = slotBase + int32(s)
 	t.prev = nil
 	t.next = sl.head
 	if sl.head != nil {
@@ -525,7 +542,7 @@ func (w *Wheel) unlink(t *Timer) {
 	if t.next != nil {
 		t.next.prev = t.prev
 	}
-	if t.where == inPending {
+	if t.expire <= w.cur {
 		if t.prev != nil {
 			t.prev.next = t.next
 		} else {
@@ -535,7 +552,7 @@ func (w *Wheel) unlink(t *Timer) {
 			w.pending.tail = t.prev
 		}
 	} else {
-		s := uint64(t.where - slotBase)
+		s := t.expire & w.mask
 		if t.prev != nil {
 			t.prev.next = t.next
 		} else {
@@ -546,5 +563,5 @@ func (w *Wheel) unlink(t *Timer) {
 		}
 	}
 	t.next, t.prev = nil, nil
-	t.where = notArmed
+	t.expire = 0
 }

@@ -55,6 +55,25 @@ func (w *Wheel) isRunning() bool {
 	return w.running
 }
 
+// Where a timer is linked: disarmed, in pending, or in slot where-slotBase.
+const (
+	notArmed  int32 = 0
+	inPending int32 = 1
+	slotBase  int32 = 2
+)
+
+// where tells where t is linked, as the wheel reads it from expire (see
+// Timer); under w.mu.
+func (t *Timer) where() int32 {
+	switch {
+	case t.expire == 0:
+		return notArmed
+	case t.expire <= t.w.cur:
+		return inPending
+	}
+	return slotBase + int32(t.expire&t.w.mask)
+}
+
 // checkInvariants walks the whole structure: links, slot membership, the
 // occupancy bitmap, slot lower bounds and the armed count must all agree.
 func checkInvariants(t *testing.T, w *Wheel) {
@@ -69,7 +88,7 @@ func checkInvariants(t *testing.T, w *Wheel) {
 		var prev *Timer
 		for tm := sl.head; tm != nil; tm = tm.next {
 			require.Same(t, prev, tm.prev)
-			require.Equal(t, slotBase+int32(i), tm.where)
+			require.Equal(t, slotBase+int32(i), tm.where())
 			require.Equal(t, uint64(i), tm.expire&w.mask)
 			require.Greater(t, tm.expire, w.cur)
 			require.LessOrEqual(t, sl.min, tm.expire)
@@ -80,7 +99,7 @@ func checkInvariants(t *testing.T, w *Wheel) {
 	var prev *Timer
 	for tm := w.pending.head; tm != nil; tm = tm.next {
 		require.Same(t, prev, tm.prev)
-		require.Equal(t, inPending, tm.where)
+		require.Equal(t, inPending, tm.where())
 		prev = tm
 		n++
 	}
