@@ -89,11 +89,14 @@ func WithWebsocketOriginCheck(ok func(origin string) bool) ServerOption {
 
 // WithServerTaskPool runs OnMessage on a gost task pool, as upstream: the
 // work in flight is bounded by the pool's size (a saturated pool stops the
-// reader, where upstream started a goroutine per message; an idle worker
-// takes a message before a new one is started), and one session's
-// messages may run concurrently and out of order unless
-// WithServerOrderedDispatch(true) is also given. The server does not close
-// the pool. Default: no pool (OnMessage runs on the reader goroutine).
+// reader, where upstream started a goroutine per message), and one
+// session's messages may run concurrently and out of order unless
+// WithServerOrderedDispatch(true) is also given. On a
+// gxsync.NewTaskPoolSimple pool the messages waiting for a worker are
+// served first in, first out over all sessions, and a worker is taken
+// from the pool (an idle one first) only when every one at work is busy.
+// The server does not close the pool. Default: no pool (OnMessage runs on
+// the reader goroutine).
 func WithServerTaskPool(pool gxsync.GenericTaskPool) ServerOption {
 	return func(o *ServerOptions) { o.tPool = pool }
 }

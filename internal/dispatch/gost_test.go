@@ -34,13 +34,15 @@ func TestGostExecutorOrderedViaMailbox(t *testing.T) {
 			gp := newPool()
 			ex := NewGostExecutor(gp)
 			checkers := make([]*seqChecker, sessions)
-			var finals sync.WaitGroup
+			var finals, producers sync.WaitGroup
 			for s := 0; s < sessions; s++ {
 				c := &seqChecker{}
 				checkers[s] = c
 				m := NewMailbox(ex, uint64(s), 16, 8)
 				finals.Add(1)
+				producers.Add(1)
 				go func() {
+					defer producers.Done()
 					for i := 0; i < per; i++ {
 						if !m.Post(c.handle, i) {
 							t.Error("Post refused")
@@ -49,8 +51,10 @@ func TestGostExecutorOrderedViaMailbox(t *testing.T) {
 					m.Close(finals.Done)
 				}()
 			}
-			// gost TaskPool.Close may discard queued tasks: wait for every final before closing it.
+			// gost TaskPool.Close may discard queued tasks: wait for every final before closing it, and for every
+			// Execute to return (a task may run before its Execute returns).
 			finals.Wait()
+			producers.Wait()
 			gp.Close()
 			for s, c := range checkers {
 				require.Zero(t, c.bad.Load(), "session %d", s)
@@ -165,20 +169,41 @@ func TestGostExecutorBoundsTasksInFlight(t *testing.T) {
 	})
 	require.EqualValues(t, producers*per, ran.Load())
 	require.LessOrEqual(t, most.Load(), int64(size), "tasks at once")
-	for i := 0; ex.inflight.Load() != 0 && i < 1000; i++ {
-		time.Sleep(time.Millisecond) // the count drops just after a task's Done
+	waitDrainersGone(t, ex)
+}
+
+// waitDrainersGone waits until ex has no task queued or running and no drainer left (the counts drop just after
+// a task's Done).
+func waitDrainersGone(t *testing.T, ex *GostExecutor) {
+	t.Helper()
+	waitGost(t, ex, "no drainer left", func() bool { return ex.queue.len()+ex.running+ex.idle == 0 })
+}
+
+// waitGost polls until cond, called with ex.mu held, is true.
+func waitGost(t *testing.T, ex *GostExecutor, what string, cond func() bool) {
+	t.Helper()
+	holds := func() bool {
+		ex.mu.Lock()
+		defer ex.mu.Unlock()
+		return cond()
 	}
-	require.Zero(t, ex.inflight.Load())
+	for deadline := time.Now().Add(waitTimeout); !holds(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
 }
 
 // executeFromMany runs task producers*per times, Executed by producers goroutines at once, and returns once every
-// task has run (a refused Execute is an error).
+// task has run and every Execute has returned (a refused Execute is an error).
 func executeFromMany(t *testing.T, ex Executor, producers, per int, task func()) {
-	var wg sync.WaitGroup
+	var wg, returned sync.WaitGroup
 	wg.Add(producers * per)
+	returned.Add(producers)
 	counted := func() { task(); wg.Done() }
 	for p := 0; p < producers; p++ {
 		go func() {
+			defer returned.Done()
 			for i := 0; i < per; i++ {
 				if !ex.Execute(0, counted) {
 					t.Error("Execute refused")
@@ -188,4 +213,175 @@ func executeFromMany(t *testing.T, ex Executor, producers, per int, task func())
 		}()
 	}
 	wg.Wait()
+	returned.Wait()
+}
+
+// Tasks that queue while others run start in the order they were queued, whichever drainer the scheduler runs
+// first. On one P the scheduler runs the goroutine a handoff has just woken before the others, so handing each
+// task to a worker of its own started the newest first.
+func TestGostExecutorServesFirstInFirstOut(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	const size, blockers, queued = 64, 4, 50
+	gp := gxsync.NewTaskPoolSimple(size)
+	defer gp.Close()
+	ex := NewGostExecutor(gp)
+	gate := make(chan struct{})
+	var started sync.WaitGroup
+	started.Add(blockers)
+	for i := 0; i < blockers; i++ {
+		require.True(t, ex.Execute(0, func() { started.Done(); <-gate }))
+	}
+	started.Wait() // the tasks below queue behind these, each with a drainer of its own
+
+	var mu sync.Mutex
+	var order []int
+	var done sync.WaitGroup
+	done.Add(queued)
+	for i := 0; i < queued; i++ {
+		i := i
+		require.True(t, ex.Execute(0, func() {
+			mu.Lock()
+			order = append(order, i)
+			mu.Unlock()
+			done.Done()
+		}))
+	}
+	done.Wait()
+	close(gate)
+	for i := range order {
+		require.Equal(t, i, order[i], "start order %v", order)
+	}
+	waitDrainersGone(t, ex)
+}
+
+// Many producers, a pool far smaller than the tasks in flight: each task runs exactly once.
+func TestGostExecutorRunsEachTaskOnce(t *testing.T) {
+	const size, producers, per = 4, 8, 500
+	gp := gxsync.NewTaskPoolSimple(size)
+	defer gp.Close()
+	ex := NewGostExecutor(gp)
+	runs := make([]atomic.Int32, producers*per)
+	var wg, returned sync.WaitGroup
+	wg.Add(producers * per)
+	returned.Add(producers)
+	for p := 0; p < producers; p++ {
+		p := p
+		go func() {
+			defer returned.Done()
+			for i := 0; i < per; i++ {
+				n := p*per + i
+				task := func() {
+					runs[n].Add(1)
+					if n%7 == 0 {
+						runtime.Gosched() // a drainer between two tasks, others queueing meanwhile
+					}
+					wg.Done()
+				}
+				if !ex.Execute(0, task) {
+					t.Error("Execute refused")
+					wg.Done()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	returned.Wait()
+	for n := range runs {
+		require.EqualValues(t, 1, runs[n].Load(), "runs of task %d", n)
+	}
+	waitDrainersGone(t, ex)
+}
+
+// A caller blocked at the bound when the pool is closed is refused once a task ends, and its task never runs.
+func TestGostExecutorWaitingRefusedOnClose(t *testing.T) {
+	const size = 4
+	gp := gxsync.NewTaskPoolSimple(size)
+	ex := NewGostExecutor(gp)
+	gate := make(chan struct{})
+	for i := 0; i < size; i++ {
+		require.True(t, ex.Execute(0, func() { <-gate }))
+	}
+	refused := make(chan struct{})
+	go func() {
+		if !ex.Execute(0, func() { t.Error("ran after Close") }) {
+			close(refused)
+		}
+	}()
+	waitGost(t, ex, "a caller waiting for room", func() bool { return ex.waiting == 1 })
+	closed := make(chan struct{})
+	go func() { gp.Close(); close(closed) }() // Close waits for the tasks running
+	for deadline := time.Now().Add(waitTimeout); !gp.IsClosed(); time.Sleep(time.Millisecond) {
+		require.False(t, time.Now().After(deadline), "pool not closed")
+	}
+	close(gate)
+	waitChan(t, refused, "the waiting Execute refused")
+	waitChan(t, closed, "Close")
+	waitDrainersGone(t, ex)
+}
+
+// When the pool refuses to start a drainer for a queued task (it panics here, as a closing gost pool may), Execute
+// takes its task back and reports the refusal.
+func TestGostExecutorTakesBackRefusedTask(t *testing.T) {
+	ex := NewGostExecutor(&fakeGostPool{}) // AddTaskAlways panics (nil pool)
+	ex.size = 4                            // as if it were a NewTaskPoolSimple pool
+	require.False(t, ex.Execute(0, func() { t.Error("ran") }))
+	require.Zero(t, ex.queue.len())
+	require.Zero(t, ex.idle)
+}
+
+// Once a drainer waits for the next task, queueing one allocates nothing.
+func TestGostExecutorAllocatesNothing(t *testing.T) {
+	gp := gxsync.NewTaskPoolSimple(8)
+	defer gp.Close()
+	ex := NewGostExecutor(gp)
+	done := make(chan struct{})
+	task := func() { done <- struct{}{} }
+	round := func() {
+		if !ex.Execute(0, task) {
+			t.Error("Execute refused")
+		}
+		<-done
+	}
+	for i := 0; i < 100; i++ {
+		round()
+	}
+	require.Zero(t, testing.AllocsPerRun(1000, round))
+	waitDrainersGone(t, ex)
+}
+
+// The ring keeps first-in first-out order across growth and wrap-around, and remove keeps the others' order.
+func TestTaskRingOrder(t *testing.T) {
+	var r taskRing
+	var got []int
+	next := uint64(0)
+	push := func(n int) {
+		for i := 0; i < n; i++ {
+			next++
+			id := next
+			r.push(func() { got = append(got, int(id)) }, id)
+		}
+	}
+	pop := func(n int) {
+		for i := 0; i < n; i++ {
+			fn, ok := r.pop()
+			require.True(t, ok)
+			fn()
+		}
+	}
+	push(50)
+	pop(40) // the head moves on, so the pushes below wrap around
+	push(100)
+	require.True(t, r.remove(60))
+	require.False(t, r.remove(60))
+	require.False(t, r.remove(3)) // popped already
+	pop(r.len())
+	_, ok := r.pop()
+	require.False(t, ok)
+	want := []int{}
+	for id := 1; id <= 150; id++ {
+		if id != 60 {
+			want = append(want, id)
+		}
+	}
+	require.Equal(t, want, got)
 }
