@@ -97,11 +97,21 @@ type Frame struct {
 	buf     *[]byte // pooled backing store; nil once detached
 }
 
+// framePool holds released frames with their buffers: a frame and its
+// payload's buffer travel together, one pool round trip per package
+// instead of two (the frame's, the buffer's).
 var framePool = sync.Pool{New: func() any { return new(Frame) }}
+
+// frameKeep is the largest buffer a pooled frame keeps; a larger one goes
+// back to its size class, so that idle frames pin no large buffers.
+const frameKeep = 4096
 
 func newFrame(payload []byte) *Frame {
 	f := framePool.Get().(*Frame)
-	f.buf = bufpool.Get(len(payload))
+	if f.buf == nil || len(*f.buf) < len(payload) {
+		bufpool.Put(f.buf)
+		f.buf = bufpool.Get(len(payload))
+	}
 	f.Payload = (*f.buf)[:len(payload)]
 	copy(f.Payload, payload)
 	return f
@@ -122,7 +132,7 @@ func releaseFrame(pkg any) {
 	if !ok || f == nil {
 		return
 	}
-	if f.buf != nil {
+	if f.buf != nil && len(*f.buf) > frameKeep {
 		bufpool.Put(f.buf)
 		f.buf = nil
 	}
@@ -208,6 +218,7 @@ func (c *LengthFieldCodec) adopt(bp *[]byte, n int) (f *Frame, ok bool) {
 		return nil, false
 	}
 	f = framePool.Get().(*Frame)
+	bufpool.Put(f.buf) // the frame's own buffer: this one replaces it
 	f.buf = bp
 	f.Payload = (*bp)[hs:total]
 	return f, true
