@@ -296,12 +296,9 @@ func (c *LengthFieldCodec) appendHeader(dst []byte, n int) ([]byte, error) {
 	if err != nil {
 		return dst, err
 	}
-	if c.MaxLength > 0 && n > c.MaxLength {
-		return dst, fmt.Errorf("%w: payload %d > %d", ErrMsgTooLong, n, c.MaxLength)
-	}
-	field := int64(n) - int64(c.Adjustment)
-	if field < 0 || (hs < 8 && field >= 1<<(8*hs)) {
-		return dst, fmt.Errorf("%w: payload %d does not fit a %d-byte length field", ErrMsgTooLong, n, hs)
+	field, err := c.field(hs, n)
+	if err != nil {
+		return dst, err
 	}
 	// Write the header in place: a local array passed to the ByteOrder
 	// interface would escape, one allocation per package.
@@ -318,6 +315,19 @@ func (c *LengthFieldCodec) appendHeader(dst []byte, n int) ([]byte, error) {
 		order.PutUint64(hdr, uint64(field))
 	}
 	return dst, nil
+}
+
+// field is the length field's value for an n-byte payload in an hs-byte
+// field.
+func (c *LengthFieldCodec) field(hs, n int) (int64, error) {
+	if c.MaxLength > 0 && n > c.MaxLength {
+		return 0, fmt.Errorf("%w: payload %d > %d", ErrMsgTooLong, n, c.MaxLength)
+	}
+	field := int64(n) - int64(c.Adjustment)
+	if field < 0 || (hs < 8 && field >= 1<<(8*hs)) {
+		return 0, fmt.Errorf("%w: payload %d does not fit a %d-byte length field", ErrMsgTooLong, n, hs)
+	}
+	return field, nil
 }
 
 // ReleasePkg implements PkgReleaser.
