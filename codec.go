@@ -228,23 +228,16 @@ func (c *LengthFieldCodec) adopt(bp *[]byte, n int) (f *Frame, ok bool) {
 // buf[:total] and its payload buf[hs:total]. hs == 0 without an error
 // means the field itself is not all in yet.
 func (c *LengthFieldCodec) bounds(buf []byte) (hs, total int, err error) {
-	hs, order, err := c.header()
-	if err != nil {
-		return 0, 0, err
-	}
-	if len(buf) < hs {
-		return 0, 0, nil
-	}
 	var field uint64
-	switch hs {
-	case 1:
-		field = uint64(buf[0])
-	case 2:
-		field = uint64(order.Uint16(buf))
-	case 4:
-		field = uint64(order.Uint32(buf))
-	case 8:
-		field = order.Uint64(buf)
+	if c.ByteOrder == nil && (c.HeaderSize == 0 || c.HeaderSize == 4) {
+		// The zero value's framing, read on every package: without
+		// header's checks and the ByteOrder interface.
+		if len(buf) < 4 {
+			return 0, 0, nil
+		}
+		hs, field = 4, uint64(binary.BigEndian.Uint32(buf))
+	} else if hs, field, err = c.fieldAt(buf); err != nil || hs == 0 {
+		return 0, 0, err
 	}
 	// Work in int64 with a bound before converting, so a hostile field
 	// (2^63 and beyond) cannot wrap into a small or negative length.
@@ -260,6 +253,26 @@ func (c *LengthFieldCodec) bounds(buf []byte) (hs, total int, err error) {
 		return 0, 0, fmt.Errorf("%w: payload %d > %d", ErrMsgTooLong, payload, c.MaxLength)
 	}
 	return hs, hs + int(payload), nil
+}
+
+// fieldAt reads the length field at the start of buf; hs == 0 without an
+// error when it is not all in yet.
+func (c *LengthFieldCodec) fieldAt(buf []byte) (hs int, field uint64, err error) {
+	hs, order, err := c.header()
+	if err != nil || len(buf) < hs {
+		return 0, 0, err
+	}
+	switch hs {
+	case 1:
+		field = uint64(buf[0])
+	case 2:
+		field = uint64(order.Uint16(buf))
+	case 4:
+		field = uint64(order.Uint32(buf))
+	case 8:
+		field = order.Uint64(buf)
+	}
+	return hs, field, nil
 }
 
 // Write implements Writer.
