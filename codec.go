@@ -97,11 +97,21 @@ type Frame struct {
 	buf     *[]byte // pooled backing store; nil once detached
 }
 
+// framePool holds released frames with their buffers: a frame and its
+// payload's buffer travel together, one pool round trip per package
+// instead of two (the frame's, the buffer's).
 var framePool = sync.Pool{New: func() any { return new(Frame) }}
+
+// frameKeep is the largest buffer a pooled frame keeps; a larger one goes
+// back to its size class, so that idle frames pin no large buffers.
+const frameKeep = 4096
 
 func newFrame(payload []byte) *Frame {
 	f := framePool.Get().(*Frame)
-	f.buf = bufpool.Get(len(payload))
+	if f.buf == nil || len(*f.buf) < len(payload) {
+		bufpool.Put(f.buf)
+		f.buf = bufpool.Get(len(payload))
+	}
 	f.Payload = (*f.buf)[:len(payload)]
 	copy(f.Payload, payload)
 	return f
@@ -122,7 +132,7 @@ func releaseFrame(pkg any) {
 	if !ok || f == nil {
 		return
 	}
-	if f.buf != nil {
+	if f.buf != nil && len(*f.buf) > frameKeep {
 		bufpool.Put(f.buf)
 		f.buf = nil
 	}
@@ -208,6 +218,7 @@ func (c *LengthFieldCodec) adopt(bp *[]byte, n int) (f *Frame, ok bool) {
 		return nil, false
 	}
 	f = framePool.Get().(*Frame)
+	bufpool.Put(f.buf) // the frame's own buffer: this one replaces it
 	f.buf = bp
 	f.Payload = (*bp)[hs:total]
 	return f, true
@@ -217,23 +228,16 @@ func (c *LengthFieldCodec) adopt(bp *[]byte, n int) (f *Frame, ok bool) {
 // buf[:total] and its payload buf[hs:total]. hs == 0 without an error
 // means the field itself is not all in yet.
 func (c *LengthFieldCodec) bounds(buf []byte) (hs, total int, err error) {
-	hs, order, err := c.header()
-	if err != nil {
-		return 0, 0, err
-	}
-	if len(buf) < hs {
-		return 0, 0, nil
-	}
 	var field uint64
-	switch hs {
-	case 1:
-		field = uint64(buf[0])
-	case 2:
-		field = uint64(order.Uint16(buf))
-	case 4:
-		field = uint64(order.Uint32(buf))
-	case 8:
-		field = order.Uint64(buf)
+	if c.ByteOrder == nil && (c.HeaderSize == 0 || c.HeaderSize == 4) {
+		// The zero value's framing, read on every package: without
+		// header's checks and the ByteOrder interface.
+		if len(buf) < 4 {
+			return 0, 0, nil
+		}
+		hs, field = 4, uint64(binary.BigEndian.Uint32(buf))
+	} else if hs, field, err = c.fieldAt(buf); err != nil || hs == 0 {
+		return 0, 0, err
 	}
 	// Work in int64 with a bound before converting, so a hostile field
 	// (2^63 and beyond) cannot wrap into a small or negative length.
@@ -249,6 +253,26 @@ func (c *LengthFieldCodec) bounds(buf []byte) (hs, total int, err error) {
 		return 0, 0, fmt.Errorf("%w: payload %d > %d", ErrMsgTooLong, payload, c.MaxLength)
 	}
 	return hs, hs + int(payload), nil
+}
+
+// fieldAt reads the length field at the start of buf; hs == 0 without an
+// error when it is not all in yet.
+func (c *LengthFieldCodec) fieldAt(buf []byte) (hs int, field uint64, err error) {
+	hs, order, err := c.header()
+	if err != nil || len(buf) < hs {
+		return 0, 0, err
+	}
+	switch hs {
+	case 1:
+		field = uint64(buf[0])
+	case 2:
+		field = uint64(order.Uint16(buf))
+	case 4:
+		field = uint64(order.Uint32(buf))
+	case 8:
+		field = order.Uint64(buf)
+	}
+	return hs, field, nil
 }
 
 // Write implements Writer.
@@ -285,12 +309,9 @@ func (c *LengthFieldCodec) appendHeader(dst []byte, n int) ([]byte, error) {
 	if err != nil {
 		return dst, err
 	}
-	if c.MaxLength > 0 && n > c.MaxLength {
-		return dst, fmt.Errorf("%w: payload %d > %d", ErrMsgTooLong, n, c.MaxLength)
-	}
-	field := int64(n) - int64(c.Adjustment)
-	if field < 0 || (hs < 8 && field >= 1<<(8*hs)) {
-		return dst, fmt.Errorf("%w: payload %d does not fit a %d-byte length field", ErrMsgTooLong, n, hs)
+	field, err := c.field(hs, n)
+	if err != nil {
+		return dst, err
 	}
 	// Write the header in place: a local array passed to the ByteOrder
 	// interface would escape, one allocation per package.
@@ -307,6 +328,19 @@ func (c *LengthFieldCodec) appendHeader(dst []byte, n int) ([]byte, error) {
 		order.PutUint64(hdr, uint64(field))
 	}
 	return dst, nil
+}
+
+// field is the length field's value for an n-byte payload in an hs-byte
+// field.
+func (c *LengthFieldCodec) field(hs, n int) (int64, error) {
+	if c.MaxLength > 0 && n > c.MaxLength {
+		return 0, fmt.Errorf("%w: payload %d > %d", ErrMsgTooLong, n, c.MaxLength)
+	}
+	field := int64(n) - int64(c.Adjustment)
+	if field < 0 || (hs < 8 && field >= 1<<(8*hs)) {
+		return 0, fmt.Errorf("%w: payload %d does not fit a %d-byte length field", ErrMsgTooLong, n, hs)
+	}
+	return field, nil
 }
 
 // ReleasePkg implements PkgReleaser.

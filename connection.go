@@ -5,6 +5,8 @@ import (
 	"net"
 	"sync"
 	"time"
+
+	"github.com/getty-go/getty/internal/bufpool"
 )
 
 // Connection is the transport side of a session: counters, timeouts and raw
@@ -73,6 +75,9 @@ type transport interface {
 	// than a deadline, so gathered writes read the clock only when they
 	// reach the socket. It must not keep the slices after it returns.
 	write(first []byte, more [][]byte, timeout time.Duration) (int, error)
+	// writeFramed is write for a package a built-in codec framed, which
+	// is smaller than bigWrite; the same rules apply.
+	writeFramed(f framed, timeout time.Duration) (int, error)
 	// cork and uncork bracket a dispatch batch: writes made in between may
 	// be gathered and flushed together at uncork. uncork with flush false
 	// only ends the batch, so the next write flushes everything at once;
@@ -89,6 +94,15 @@ type transport interface {
 	closeNow(linger int)
 	// setCompress switches compression; false if the transport cannot.
 	setCompress(CompressType) bool
+}
+
+// writeFramedCopy is writeFramed for a transport that writes each package
+// as a unit of its own (a datagram, a WebSocket message): the package is
+// put in a pooled buffer, written, and the buffer goes back.
+func writeFramedCopy(t transport, f framed, timeout time.Duration) (int, error) {
+	bp := bufpool.Get(f.size())
+	defer bufpool.Put(bp)
+	return t.write((*bp)[:f.put(*bp)], nil, timeout)
 }
 
 // packetTransport is a transport whose packages carry their peer (UDP): on

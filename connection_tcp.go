@@ -113,6 +113,10 @@ func (t *tcpTransport) write(first []byte, more [][]byte, timeout time.Duration)
 	return t.out.write(first, more, timeout)
 }
 
+func (t *tcpTransport) writeFramed(f framed, timeout time.Duration) (int, error) {
+	return t.out.writeFramed(&f, timeout)
+}
+
 func (t *tcpTransport) cork() { t.out.cork() }
 
 func (t *tcpTransport) uncork(flush bool, timeout time.Duration) error {

@@ -232,6 +232,10 @@ func (t *udpTransport) write(first []byte, more [][]byte, timeout time.Duration)
 	return t.writeTo(nil, first, more, timeout)
 }
 
+func (t *udpTransport) writeFramed(f framed, timeout time.Duration) (int, error) {
+	return writeFramedCopy(t, f, timeout)
+}
+
 // writeTo sends one datagram: to peer (nil: the peer heard from last) on
 // an endpoint's socket, to the dialled peer on a connected one.
 func (t *udpTransport) writeTo(to net.Addr, first []byte, more [][]byte, timeout time.Duration) (int, error) {

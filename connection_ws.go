@@ -164,6 +164,10 @@ func (t *wsTransport) write(first []byte, more [][]byte, timeout time.Duration) 
 	return n, err
 }
 
+func (t *wsTransport) writeFramed(f framed, timeout time.Duration) (int, error) {
+	return writeFramedCopy(t, f, timeout)
+}
+
 // writeMessage writes one data message through gorilla; mu held.
 func (t *wsTransport) writeMessage(first []byte, more [][]byte) (int, error) {
 	if len(more) == 0 {

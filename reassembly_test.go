@@ -51,6 +51,7 @@ func (f *chunkStream) setCompress(c CompressType) bool  { return c == CompressNo
 func (f *chunkStream) write([]byte, [][]byte, time.Duration) (int, error) {
 	return 0, nil
 }
+func (f *chunkStream) writeFramed(framed, time.Duration) (int, error) { return 0, nil }
 
 type collect struct {
 	BaseListener

@@ -101,12 +101,8 @@ func (q *sendQueue) write(first []byte, more [][]byte, timeout time.Duration) (i
 		size += len(b)
 	}
 	q.mu.Lock()
-	if q.err != nil || q.closed {
-		err := q.err
+	if err := q.refusal(); err != nil {
 		q.mu.Unlock()
-		if err == nil {
-			err = ErrSessionClosed
-		}
 		return 0, err
 	}
 	if size >= bigWrite {
@@ -117,6 +113,40 @@ func (q *sendQueue) write(first []byte, more [][]byte, timeout time.Duration) (i
 	for _, b := range more {
 		q.append(b)
 	}
+	return q.commit(start, size, timeout)
+}
+
+// writeFramed is write for a package a built-in codec framed (below
+// bigWrite): its pieces are copied straight into the pending bytes.
+func (q *sendQueue) writeFramed(f *framed, timeout time.Duration) (int, error) {
+	size := f.size()
+	q.mu.Lock()
+	if err := q.refusal(); err != nil {
+		q.mu.Unlock()
+		return 0, err
+	}
+	start := q.appended
+	f.put(bufpool.Grow(&q.buf, q.pending, size))
+	q.pending += size
+	q.appended += uint64(size)
+	return q.commit(start, size, timeout)
+}
+
+// refusal (mu held) is why the queue takes no more bytes; nil when it does.
+func (q *sendQueue) refusal() error {
+	if q.err != nil {
+		return q.err
+	}
+	if q.closed {
+		return ErrSessionClosed
+	}
+	return nil
+}
+
+// commit (mu held; it unlocks) ends a write of size bytes appended from
+// start: a corked or gathering queue only keeps them, else they are
+// flushed. It returns what write returns.
+func (q *sendQueue) commit(start uint64, size int, timeout time.Duration) (int, error) {
 	end := q.appended
 	if (q.corked > 0 || q.gathering) && q.pending < maxCorked {
 		q.mu.Unlock()

@@ -125,11 +125,19 @@ func (s *session) runQueued(pkg any) {
 
 // runMessage calls OnMessage under recover and recycles the package.
 func (s *session) runMessage(pkg any) {
-	err := protect("OnMessage", func() { s.listener.OnMessage(s, pkg) })
+	err := s.callOnMessage(pkg)
 	s.recycle(pkg)
 	if err != nil {
 		s.closeWith(err)
 	}
+}
+
+// callOnMessage is protect for OnMessage, without a closure to call
+// through on every message.
+func (s *session) callOnMessage(pkg any) (err error) {
+	defer recoverAs("OnMessage", &err)
+	s.listener.OnMessage(s, pkg)
+	return nil
 }
 
 // mailboxHooks is a session seen as its mailbox's hooks: a conversion of

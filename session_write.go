@@ -23,6 +23,18 @@ func (s *session) WritePkg(pkg any, timeout time.Duration) (int, int, error) {
 	if err != nil {
 		return 0, 0, err
 	}
+	if peer == nil && s.appender != nil {
+		// A built-in codec frames the package without a scratch buffer;
+		// a large one takes the writev path below.
+		var f framed
+		ok, err := frameBuiltin(s.appender, pkg, &f)
+		if err != nil {
+			return 0, 0, s.opError(opEncode, err)
+		}
+		if ok && f.size() < bigWrite {
+			return s.writeFramed(&f, timeout)
+		}
+	}
 	var dst []byte
 	if s.appender != nil {
 		// Encode into a pooled scratch buffer (the transport copies or
@@ -137,12 +149,36 @@ func (s *session) writeRaw(pkg any) (int, int, error) {
 	return len(b), n, err
 }
 
+// writeFramed is WritePkg for a package a built-in codec framed.
+func (s *session) writeFramed(f *framed, timeout time.Duration) (int, int, error) {
+	n, err := s.sent(s.framedToTransport(f, s.timeoutOr(timeout)))
+	if err == nil {
+		s.writePkgs.Add(1)
+	}
+	return f.size(), n, err
+}
+
+// framedToTransport is writeToTransport for a framed package.
+func (s *session) framedToTransport(f *framed, timeout time.Duration) (n int, err error) {
+	defer recoverFault("the transport's write", &err)
+	return s.tr.writeFramed(*f, timeout) // a copy: a pointer would escape
+}
+
+// timeoutOr is a write's timeout: its own, or the session's.
+func (s *session) timeoutOr(timeout time.Duration) time.Duration {
+	if timeout <= 0 {
+		return time.Duration(s.writeTimeout.Load())
+	}
+	return timeout
+}
+
 // send hands encoded bytes to the transport with this call's deadline.
 func (s *session) send(first []byte, more [][]byte, peer net.Addr, timeout time.Duration) (int, error) {
-	if timeout <= 0 {
-		timeout = time.Duration(s.writeTimeout.Load())
-	}
-	n, err := s.writeToTransport(first, more, peer, timeout)
+	return s.sent(s.writeToTransport(first, more, peer, s.timeoutOr(timeout)))
+}
+
+// sent counts what a write to the transport took and handles its error.
+func (s *session) sent(n int, err error) (int, error) {
 	if n > 0 {
 		s.writeBytes.Add(uint64(n))
 	}

@@ -74,14 +74,20 @@ func Put(b *[]byte) {
 // It takes a buffer from the pool when *buf is nil, and a larger one (the
 // old one goes back) when p does not fit.
 func Append(buf **[]byte, n int, p []byte) int {
+	return n + copy(Grow(buf, n, len(p)), p)
+}
+
+// Grow makes room for extra bytes after the n in use of *buf, as Append
+// does, and returns that room, for a caller that fills it piece by piece.
+func Grow(buf **[]byte, n, extra int) []byte {
 	if *buf == nil {
-		*buf = Get(max(len(p), 4096))
+		*buf = Get(max(extra, 4096))
 	}
-	if n+len(p) > len(**buf) {
-		nb := Get(n + len(p))
+	if n+extra > len(**buf) {
+		nb := Get(n + extra)
 		copy(*nb, (**buf)[:n])
 		Put(*buf)
 		*buf = nb
 	}
-	return n + copy((**buf)[n:], p)
+	return (**buf)[n : n+extra]
 }
