@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"io"
+	"math"
 	"net"
 	"sync"
 	"testing"
@@ -14,6 +15,11 @@ import (
 	getty "github.com/getty-go/getty"
 	"github.com/getty-go/getty/internal/testcert"
 )
+
+// longReconnect is a reconnect interval (nanoseconds, an int as upstream
+// has it) that no test outlives: an hour, or the most an int holds where
+// it has 32 bits (about 2.1 s).
+const longReconnect = int(min(int64(time.Hour), math.MaxInt))
 
 // transport is one row of the integration table: how to make a server and a
 // client of one kind.

@@ -436,7 +436,7 @@ func TestServerCloseWithLiveSessions(t *testing.T) {
 		srv := tr.newServer(t)
 		srv.RunEventLoop(withCodec(rec))
 		cliRec := newRecorder(false)
-		startClient(t, tr.newClient(t, srv, getty.WithConnectionNumber(10), getty.WithReconnectInterval(int(time.Hour))), withCodec(cliRec))
+		startClient(t, tr.newClient(t, srv, getty.WithConnectionNumber(10), getty.WithReconnectInterval(longReconnect)), withCodec(cliRec))
 		want := 10
 		if tr.packet {
 			want = 1

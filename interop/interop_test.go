@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -456,7 +457,7 @@ func TestChromiumChat(t *testing.T) {
 
 	peer := &chatPeer{}
 	// A slow reconnect: the client is closed once the chat has gone.
-	cli := getty.NewWSClient(getty.WithServerAddress(wsURL), getty.WithReconnectInterval(int(5*time.Second)))
+	cli := getty.NewWSClient(getty.WithServerAddress(wsURL), getty.WithReconnectInterval(int(min(int64(5*time.Second), math.MaxInt))))
 	defer cli.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
