@@ -62,6 +62,10 @@ func TestReliabHalfOpenPeer(t *testing.T) {
 		tg := relTargetOf(t, tr, srv)
 		live := relConnect(t, tg)
 		silent := relConnect(t, tg)
+		// The server's last activity lies between sentAt and lastActive
+		// (its read happened before the echo came back): the lower bound is
+		// checked from sentAt, the upper ones from lastActive.
+		sentAt := time.Now()
 		require.NoError(t, silent.echo("last words"))
 		lastActive := time.Now()
 
@@ -108,7 +112,7 @@ func TestReliabHalfOpenPeer(t *testing.T) {
 		t.Logf("silent peer closed by the idle check %v after its last message (limit %v + cron %v + tick %v); the peer saw the end after %v",
 			took.Round(time.Millisecond), idle, period, tick, seen.Round(time.Millisecond))
 		assert.Less(t, took, idle+period+tick+slack)
-		assert.GreaterOrEqual(t, took, idle)
+		assert.GreaterOrEqual(t, closedAt.Sub(sentAt), idle, "closed before the idle limit")
 		assert.Less(t, seen, took+slack, "the peer saw the end late")
 		require.NoError(t, live.echo("still alive"))
 	}, connected)
